@@ -1,0 +1,59 @@
+# streamlearn — every target sets up what it needs, idempotently.
+#   make demo   run broker + worker + a real data set with a live summary (ARGS="--duration 60")
+#   make test   unit + integration tests against a real Kafka broker, with coverage
+#   make bench  throughput and latency benchmarks (results in benchmarks/results/)
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: help venv system-deps jars demo test unit integration bench chaos lint format clean
+
+help:
+	@sed -n '2,5p' Makefile
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian packages the tests use: kcat (an independent Kafka client).
+system-deps:
+	@bash scripts/system-deps.sh
+
+# Kafka jars from Maven Central into the user cache (a no-op once cached).
+jars: venv
+	$(PY) -m streamlearn kafka install
+
+demo: venv jars
+	$(PY) -m streamlearn demo $(ARGS)
+
+test: venv system-deps jars
+	$(PY) -m pytest --cov=streamlearn --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
+
+unit: venv
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: venv system-deps jars
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+bench: venv jars
+	$(PY) benchmarks/throughput.py $(ARGS)
+
+lint: venv
+	$(PY) -m ruff check streamlearn tests benchmarks
+	$(PY) -m ruff format --check streamlearn tests benchmarks
+
+format: venv
+	$(PY) -m ruff format streamlearn tests benchmarks
+	$(PY) -m ruff check --fix streamlearn tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .coverage .coverage.* htmlcov build *.egg-info

@@ -1,0 +1,53 @@
+"""Ingest: raw bytes in, validated events re-keyed by ``key`` out, bad input to dead letters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from streamlearn.config import Settings
+from streamlearn.records import DeadLetter
+from streamlearn.topics import Topics
+from streamlearn.validation import InvalidEvent, parse_event
+from streamlearn.web.metrics import Metrics
+
+
+def register_ingest(app: faust.App, settings: Settings, topics: Topics, metrics: Metrics) -> Any:
+    max_bytes = settings.max_event_bytes
+    keyed = topics.keyed
+    deadletter = topics.deadletter
+    events_in = metrics.events_in.labels(topic=topics.events.get_topic_name())
+    keyed_out = metrics.events_out.labels(topic=keyed.get_topic_name())
+
+    # concurrency=1: with more, Faust can commit an offset past a message still in
+    # flight, and a crash then loses it (faust-streaming #606).
+    @app.agent(topics.events, name="streamlearn.ingest", concurrency=1)
+    async def ingest(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            message = event.message
+            events_in.inc()
+            try:
+                parsed = parse_event(
+                    message.value,
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    timestamp_ms=int(message.timestamp * 1000),
+                    max_bytes=max_bytes,
+                )
+            except InvalidEvent as exc:
+                letter = DeadLetter(
+                    exc.code, exc.reason, message.topic, message.partition, message.offset
+                )
+                deadletter.send_soon(
+                    key=message.key,
+                    value=message.value,
+                    headers=[*(message.headers or ()), *letter.headers()],
+                )
+                metrics.dead_letters.labels(reason=exc.code.value).inc()
+                continue
+            keyed.send_soon(key=parsed.key.encode(), value=parsed.to_keyed())
+            keyed_out.inc()
+
+    return ingest

@@ -1,0 +1,257 @@
+"""The one validated, frozen settings object.
+
+Values come from, highest priority first: keyword arguments, ``STREAMLEARN_*``
+environment variables, a TOML file (``STREAMLEARN_CONFIG`` or ``--config``), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from streamlearn.errors import ConfigError
+
+ENV_PREFIX = "STREAMLEARN_"
+CONFIG_ENV = "STREAMLEARN_CONFIG"
+# The --config file for the Settings being built (a contextvar, not os.environ, so a
+# CLI option never leaks into later settings objects).
+_config_file: ContextVar[str | None] = ContextVar("streamlearn_config_file", default=None)
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    base = os.environ.get(var)
+    return Path(base) if base else Path.home() / fallback
+
+
+def default_data_dir() -> Path:
+    return _xdg("XDG_DATA_HOME", ".local/share") / "streamlearn"
+
+
+def default_cache_dir() -> Path:
+    return _xdg("XDG_CACHE_HOME", ".cache") / "streamlearn"
+
+
+class Settings(BaseSettings):
+    """Everything a streamlearn worker, the CLI and the local broker can be told."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        frozen=True,
+        extra="forbid",
+        validate_default=True,
+        case_sensitive=False,
+    )
+
+    # --- application -------------------------------------------------------------
+    app_id: str = Field("streamlearn", description="Faust app id = Kafka consumer group.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # --- broker connection --------------------------------------------------------
+    broker_url: str | None = Field(
+        None,
+        description="Kafka bootstrap servers, e.g. kafka://host1:9092;host2:9092. "
+        "Unset: the local broker that `streamlearn kafka start` runs.",
+    )
+    broker_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    broker_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    broker_sasl_username: str | None = None
+    broker_sasl_password: SecretStr | None = None
+    broker_ssl_cafile: Path | None = None
+    broker_ssl_certfile: Path | None = None
+    broker_ssl_keyfile: Path | None = None
+
+    # --- topics -------------------------------------------------------------------
+    topic_prefix: str = Field("", description="Prepended to every topic name.")
+    topic_events: str = "events"
+    topic_keyed: str = Field("events-keyed", description="Internal: events re-keyed by key.")
+    topic_aggregates: str = "aggregates"
+    topic_anomalies: str = "anomalies"
+    topic_predictions: str = "predictions"
+    topic_drift: str = "drift"
+    topic_deadletter: str = "deadletter"
+    topic_labels: str = "labels"
+    topic_partitions: int = Field(4, ge=1, le=10_000)
+    topic_replication_factor: int = Field(1, ge=1, le=32)
+
+    # --- processing ---------------------------------------------------------------
+    max_event_bytes: int = Field(1_048_576, ge=64, le=64 * 1_048_576)
+    batch_max_events: int = Field(1_000, ge=1, le=100_000)
+    batch_within_s: float = Field(0.2, gt=0, le=60)
+    stats_emit_every_events: int = Field(
+        1_000, ge=0, description="Emit a key's running statistics every N events (0: off)."
+    )
+    stats_emit_interval_s: float = Field(
+        10.0, ge=0, description="...and at least every T seconds while it changes (0: off)."
+    )
+    commit_interval_s: float = Field(1.0, gt=0, le=600)
+    store: Literal["rocksdb", "memory"] = "rocksdb"
+    data_dir: Path = Field(default_factory=default_data_dir)
+
+    # --- web ----------------------------------------------------------------------
+    web_enabled: bool = True
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=1, le=65535)
+    api_token: SecretStr | None = Field(None, description="Bearer token for mutating endpoints.")
+
+    # --- local broker (streamlearn kafka ...) ------------------------------------
+    kafka_port: int = Field(9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(9093, ge=1, le=65535)
+    kafka_home: Path | None = Field(None, description="Use this Kafka install's jars.")
+    kafka_cache_dir: Path = Field(default_factory=lambda: default_cache_dir() / "kafka")
+    kafka_heap_mb: int = Field(512, ge=128, le=16_384)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = _config_file.get() or os.environ.get(CONFIG_ENV)
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
+        return tuple(sources)
+
+    @field_validator(
+        "topic_events",
+        "topic_keyed",
+        "topic_aggregates",
+        "topic_anomalies",
+        "topic_predictions",
+        "topic_drift",
+        "topic_deadletter",
+        "topic_labels",
+        "app_id",
+    )
+    @classmethod
+    def _topic_name(cls, value: str) -> str:
+        if not _TOPIC_NAME.match(value) or len(value) > 200:
+            raise ValueError("must be 1-200 characters of letters, digits, '.', '_' or '-'")
+        return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if value and not _TOPIC_NAME.match(value):
+            raise ValueError("may only hold letters, digits, '.', '_' or '-'")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        for part in value.replace(",", ";").split(";"):
+            hostport = part.strip().removeprefix("kafka://")
+            host, sep, port = hostport.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{part.strip()!r} is not host:port (e.g. kafka://127.0.0.1:9092)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.kafka_port == self.kafka_controller_port:
+            raise ValueError("kafka_port and kafka_controller_port must differ")
+        if self.broker_security_protocol.startswith("SASL") and not (
+            self.broker_sasl_username and self.broker_sasl_password
+        ):
+            raise ValueError(
+                f"broker_security_protocol={self.broker_security_protocol} needs "
+                "broker_sasl_username and broker_sasl_password"
+            )
+        return self
+
+    # --- derived ------------------------------------------------------------------
+    def topic(self, name: str) -> str:
+        """Full topic name for a logical one (``events``, ``aggregates``...)."""
+        return self.topic_prefix + getattr(self, f"topic_{name}")
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Comma-separated host:port list for aiokafka clients."""
+        url = self.broker_url or f"kafka://127.0.0.1:{self.kafka_port}"
+        parts = url.replace(",", ";").split(";")
+        return ",".join(p.strip().removeprefix("kafka://") for p in parts)
+
+    @property
+    def faust_broker(self) -> str:
+        return ";".join(f"kafka://{hp}" for hp in self.bootstrap_servers.split(","))
+
+    @property
+    def uses_local_broker(self) -> bool:
+        return self.broker_url is None
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Security options in aiokafka's keyword form (for our own producers/consumers)."""
+        options: dict[str, Any] = {"security_protocol": self.broker_security_protocol}
+        if self.broker_security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(
+                cafile=str(self.broker_ssl_cafile) if self.broker_ssl_cafile else None,
+                certfile=str(self.broker_ssl_certfile) if self.broker_ssl_certfile else None,
+                keyfile=str(self.broker_ssl_keyfile) if self.broker_ssl_keyfile else None,
+            )
+        if self.broker_security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.broker_sasl_mechanism
+            options["sasl_plain_username"] = self.broker_sasl_username
+            assert self.broker_sasl_password is not None
+            options["sasl_plain_password"] = self.broker_sasl_password.get_secret_value()
+        return options
+
+    def masked(self) -> dict[str, Any]:
+        """All values as JSON-friendly data with secrets masked (for logs and `config`)."""
+        return self.model_dump(mode="json")
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings; a bad value raises ConfigError naming each setting and the rule."""
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+    else:
+        path_env = os.environ.get(CONFIG_ENV)
+        if path_env and not Path(path_env).is_file():
+            raise ConfigError(f"{CONFIG_ENV}={path_env}: file does not exist")
+    token = _config_file.set(str(config_file) if config_file is not None else None)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+    except (ValueError, OSError) as exc:  # e.g. a TOML syntax error
+        raise ConfigError(f"cannot read settings: {exc}") from None
+    finally:
+        _config_file.reset(token)
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    lines = ["invalid settings:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "settings"
+        env = f"{ENV_PREFIX}{loc.upper()}" if err["loc"] else ""
+        name = f"{loc} ({env})" if env else loc
+        given = err.get("input")
+        shown = "" if isinstance(given, dict) or given is None else f"; got {given!r}"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "is not a setting (see `streamlearn config --help`)"
+        lines.append(f"  {name}: {message}{shown}")
+    return "\n".join(lines)

@@ -1,0 +1,237 @@
+"""``streamlearn demo``: broker, worker, a real data set and a live terminal summary."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import gzip
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streamlearn.config import Settings
+from streamlearn.errors import StreamlearnError
+from streamlearn.replay import Record, replay
+from streamlearn.topics import ensure_topics
+
+
+def sp500_events() -> Iterator[Record]:
+    """River's bundled S&P 500 daily returns as events: one per stock and day.
+
+    key = ticker, ts = the trading day (UTC midnight), values = {"return": %},
+    label = the data set's target, the next day's equal-weighted portfolio return.
+    """
+    import river.datasets
+
+    path = Path(river.datasets.__file__).parent / "sp500.csv.gz"
+    with gzip.open(path, "rt", newline="") as handle:
+        for row in csv.DictReader(handle):
+            day = datetime.strptime(row.pop("date"), "%Y-%m-%d").replace(tzinfo=UTC)
+            ts_ms = int(day.timestamp() * 1000)
+            label = float(row.pop("next_day_return"))
+            for ticker, value in row.items():
+                event = {
+                    "id": f"{ticker}-{ts_ms}",
+                    "key": ticker,
+                    "ts": ts_ms,
+                    "values": {"return": float(value)},
+                    "label": label,
+                }
+                yield Record(ticker.encode(), orjson.dumps(event), ts_ms)
+
+
+class Summary:
+    """What the live summary shows, fed by the output topics."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.aggregates = 0
+        self.dead_letters = 0
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.started = time.monotonic()
+
+    def on_output(self, topic_kind: str, value: bytes | None) -> None:
+        if topic_kind == "deadletter":
+            self.dead_letters += 1
+            return
+        self.aggregates += 1
+        if value:
+            doc = orjson.loads(value)
+            self.latest[doc["key"]] = doc
+
+    def render(self, web_url: str) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        lines = [
+            f"streamlearn demo — {elapsed:5.0f} s   events sent {self.sent:,} "
+            f"({self.sent / elapsed:,.0f}/s)   aggregates {self.aggregates:,}   "
+            f"dead letters {self.dead_letters:,}",
+            f"Faust web stats: {web_url}   metrics: {web_url}metrics",
+            f"{'key':<6} {'events':>7}  {'mean %':>8} {'std %':>7} {'min %':>8} {'max %':>8}",
+        ]
+        for key in sorted(self.latest):
+            doc = self.latest[key]
+            stats = doc["values"].get("return")
+            if stats:
+                lines.append(
+                    f"{key:<6} {doc['events']:>7}  {stats['mean']:>8.3f} {stats['std']:>7.3f} "
+                    f"{stats['min']:>8.3f} {stats['max']:>8.3f}"
+                )
+        return "\n".join(lines)
+
+
+async def _watch(settings: Settings, summary: Summary, stop: asyncio.Event) -> None:
+    kinds = {settings.topic("aggregates"): "aggregates", settings.topic("deadletter"): "deadletter"}
+    consumer = AIOKafkaConsumer(
+        *kinds,
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        **settings.kafka_client_options(),
+    )
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=300)
+            for tp, records in batches.items():
+                for record in records:
+                    summary.on_output(kinds[tp.topic], record.value)
+    finally:
+        await consumer.stop()
+
+
+async def _delete_topics(settings: Settings) -> None:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, **settings.kafka_client_options()
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        mine = [
+            t
+            for t in existing
+            if t.startswith(settings.topic_prefix) or t.startswith(f"{settings.app_id}-")
+        ]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
+def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None and not isinstance(value, dict | list):
+            env[f"STREAMLEARN_{name.upper()}"] = str(value)
+    env.pop("STREAMLEARN_CONFIG", None)
+    log = log_path.open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamlearn", "worker"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def _run(settings: Settings, duration_s: float | None, rate: float) -> None:
+    summary = Summary()
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(_watch(settings, summary, stop))
+
+    def on_sent(n: int) -> None:
+        summary.sent += n
+
+    producer = asyncio.create_task(
+        replay(sp500_events(), settings, rate=rate, on_sent=on_sent, stop=stop)
+    )
+    web_url = f"http://{settings.web_host}:{settings.web_port}/"
+    deadline = time.monotonic() + duration_s if duration_s else None
+    interactive = sys.stdout.isatty()
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            if producer.done() and producer.exception():
+                raise StreamlearnError(f"replay failed: {producer.exception()!r}")
+            text = summary.render(web_url)
+            if interactive:
+                sys.stdout.write("\x1b[2J\x1b[H" + text + "\n")
+            else:
+                sys.stdout.write(text.splitlines()[0] + "\n")
+            sys.stdout.flush()
+    finally:
+        stop.set()
+        for task in (producer, watcher):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(task, 10)
+    print(summary.render(web_url))
+
+
+def run_demo(settings: Settings, *, duration_s: float | None = None, rate: float = 250.0) -> int:
+    """Run the demo; returns the exit status. Cleans up everything it started."""
+    from streamlearn.kafka.cli import local_broker
+
+    run_id = uuid.uuid4().hex[:8]
+    workdir = Path(tempfile.mkdtemp(prefix="streamlearn-demo-"))
+    demo_settings = settings.model_copy(
+        update={
+            "app_id": f"streamlearn-demo-{run_id}",
+            "topic_prefix": f"{settings.topic_prefix}demo-{run_id}.",
+            "data_dir": workdir / "data",
+            "stats_emit_every_events": 50,
+            "stats_emit_interval_s": 2.0,
+        }
+    )
+    broker = None
+    started_broker = False
+    worker = None
+    try:
+        if settings.uses_local_broker:
+            broker = local_broker(settings)
+            started_broker = not broker.status().running
+            print("starting the local Kafka broker..." if started_broker else "broker is up")
+            broker.start()
+        asyncio.run(ensure_topics(demo_settings))
+        worker = _start_worker(demo_settings, workdir / "worker.log")
+        print(f"worker pid {worker.pid}, log {workdir / 'worker.log'}")
+        asyncio.run(_run(demo_settings, duration_s, rate))
+        if worker.poll() is not None:
+            tail = (workdir / "worker.log").read_text(errors="replace")[-2000:]
+            raise StreamlearnError(f"the worker exited early:\n{tail}")
+        return 0
+    except KeyboardInterrupt:
+        print("\nstopping...")
+        return 0
+    finally:
+        if worker is not None:
+            _stop_process(worker)
+        with contextlib.suppress(Exception):
+            asyncio.run(_delete_topics(demo_settings))
+        if broker is not None and started_broker:
+            broker.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+

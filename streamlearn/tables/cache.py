@@ -1,0 +1,72 @@
+"""Write-back cache in front of a Faust table.
+
+Per-event table writes each produce a changelog record; this cache keeps decoded
+state in memory, marks keys dirty, and writes each dirty key once per batch, so
+changelog traffic grows with keys, not events. Writes happen before the batch's
+offsets are acked, and Faust flushes the producer before it commits offsets, so a
+committed offset never runs ahead of the state it produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+from faust.types import EventT
+
+from streamlearn.tables.context import as_current_event
+
+StateT = TypeVar("StateT")
+
+
+class StateCache(Generic[StateT]):
+    """Decoded per-key state backed by ``table`` (raw bytes values)."""
+
+    def __init__(
+        self,
+        table: Any,
+        *,
+        decode: Callable[[bytes], StateT],
+        encode: Callable[[StateT], bytes],
+        factory: Callable[[], StateT],
+    ) -> None:
+        self.table = table
+        self._decode = decode
+        self._encode = encode
+        self._factory = factory
+        self._states: dict[str, StateT] = {}
+        self._dirty: dict[str, EventT] = {}
+
+    def get(self, key: str, event: EventT) -> StateT:
+        """The state of ``key``, loaded from the table under ``event``'s partition."""
+        state = self._states.get(key)
+        if state is None:
+            with as_current_event(event):
+                raw = self.table.get(key)
+            state = self._decode(raw) if raw is not None else self._factory()
+            self._states[key] = state
+        return state
+
+    def mark_dirty(self, key: str, event: EventT) -> None:
+        self._dirty[key] = event
+
+    def flush(self) -> int:
+        """Write every dirty key once; returns how many were written."""
+        written = 0
+        for key, event in self._dirty.items():
+            with as_current_event(event):
+                self.table[key] = self._encode(self._states[key])
+            written += 1
+        self._dirty.clear()
+        return written
+
+    def clear(self) -> None:
+        """Forget cached state (on rebalance: partitions may have moved)."""
+        self._states.clear()
+        self._dirty.clear()
+
+    def items(self) -> Iterator[tuple[str, StateT]]:
+        return iter(self._states.items())
+
+    def __len__(self) -> int:
+        return len(self._states)

@@ -1,0 +1,25 @@
+"""Write to a Faust table on behalf of a given event.
+
+Faust tables pick the changelog partition and the RocksDB shard from the *current*
+event (a context variable that the stream sets while iterating). A batch flush after
+``stream.take_events`` runs with the batch's last event as current, which may belong
+to another partition, so each key is written under its own last event instead.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from faust.streams import _current_event
+from faust.types import EventT
+
+
+@contextmanager
+def as_current_event(event: EventT) -> Iterator[None]:
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)

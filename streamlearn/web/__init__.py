@@ -1,0 +1,1 @@
+"""HTTP API views, Prometheus metrics and (later) the dashboard."""

@@ -1,0 +1,39 @@
+"""Prometheus metrics, declared in one place (names carry units; prefix ``streamlearn_``)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+
+
+class Metrics:
+    """One registry per worker, so several workers can live in one test process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events_in = Counter(
+            "streamlearn_events_in",
+            "Records consumed, by topic.",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.events_out = Counter(
+            "streamlearn_events_out",
+            "Records produced, by topic.",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "streamlearn_dead_letters",
+            "Input records sent to the dead-letter topic, by reason (error code).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.replayed_skipped = Counter(
+            "streamlearn_replayed_skipped",
+            "Records skipped because their offset was already applied (replays after a crash).",
+            ["agent"],
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,183 @@
+"""Run real streamlearn workers as subprocesses and talk to the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from streamlearn.config import Settings, load_settings
+from streamlearn.kafka.broker import free_port
+from streamlearn.topics import ensure_topics
+
+
+def unique_settings(bootstrap: str, tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings isolated from every other test: own topics, group, data dir, port."""
+    run = uuid.uuid4().hex[:8]
+    values: dict[str, Any] = {
+        "broker_url": f"kafka://{bootstrap}",
+        "app_id": f"sl-test-{run}",
+        "topic_prefix": f"t-{run}.",
+        "data_dir": tmp_path / f"data-{run}",
+        "web_port": free_port(),
+        "stats_emit_every_events": 500,
+        "stats_emit_interval_s": 1.0,
+        "commit_interval_s": 0.5,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            env[f"STREAMLEARN_{name.upper()}"] = str(value)
+    return env
+
+
+@dataclass
+class WorkerProcess:
+    settings: Settings
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    web_port: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.web_port = self.settings.web_port
+
+    def start(self, timeout_s: float = 90.0) -> WorkerProcess:
+        asyncio.run(ensure_topics(self.settings))
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlearn", "worker", "-l", "info"],
+            env=settings_env(self.settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.wait_ready(timeout_s)
+        return self
+
+    def health(self) -> dict[str, Any] | None:
+        url = f"http://127.0.0.1:{self.web_port}/api/v1/health"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return orjson.loads(response.read())
+        except OSError:
+            return None
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Until the worker's web server answers and it owns partitions."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{self.log()[-3000:]}")
+            health = self.health()
+            if health and health["assigned_partitions"]:
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"worker not ready in {timeout_s}s:\n{self.log()[-3000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+async def produce(
+    settings: Settings,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes | None]],
+    *,
+    partition_of: Callable[[int], int | None] | None = None,
+) -> int:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, linger_ms=5, acks="all"
+    )
+    await producer.start()
+    count = 0
+    try:
+        futures = []
+        for i, (key, value) in enumerate(records):
+            partition = partition_of(i) if partition_of else None
+            futures.append(await producer.send(topic, value, key=key, partition=partition))
+            count += 1
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return count
+
+
+async def consume_until(
+    settings: Settings,
+    topic: str,
+    done: Callable[[list[ConsumerRecord]], bool],
+    timeout_s: float = 120.0,
+) -> list[ConsumerRecord]:
+    """Read ``topic`` from the start until ``done(records)`` or the timeout."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for batch in batches.values():
+                records.extend(batch)
+            if done(records):
+                return records
+    finally:
+        await consumer.stop()
+    return records
+
+
+def latest_stats(records: list[ConsumerRecord]) -> dict[str, dict[str, Any]]:
+    """The aggregate with the most events per key (the final one)."""
+    best: dict[str, dict[str, Any]] = {}
+    for record in records:
+        doc = orjson.loads(record.value)
+        if doc.get("kind") != "stats":
+            continue
+        if doc["key"] not in best or doc["events"] > best[doc["key"]]["events"]:
+            best[doc["key"]] = doc
+    return best
+
+
+AGENT_TROUBLE = ("crashed", "Restarting", "Traceback", "raised exception")
+
+
+def agent_trouble(log: str) -> list[str]:
+    return [line for line in log.splitlines() if any(word in line for word in AGENT_TROUBLE)]
