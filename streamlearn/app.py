@@ -48,7 +48,10 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
-        # Faust's /table/ pages would expose every table value: keep them off.
+        # Faust's /table/ pages would serve every table value: off. Its stats page
+        # (sensor counters at /, partition assignment at /assignment/) stays on.
+        web_tables_enabled=False,
+        web_stats_enabled=True,
         debug=False,
         autodiscover=False,
         loghandlers=None,

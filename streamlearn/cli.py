@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,8 @@ def config(obj: _Context, show_secrets: bool) -> None:
         field = getattr(settings, name)
         if show_secrets and hasattr(field, "get_secret_value"):
             value = field.get_secret_value()
-        click.echo(f"{name} = {value!r}" if value is not None else f"# {name} (unset)")
+        # JSON scalars are valid TOML values: the output can be pasted into --config.
+        click.echo(f"{name} = {json.dumps(value)}" if value is not None else f"# {name} (unset)")
 
 
 @main.command()
@@ -148,7 +150,7 @@ def replay(
     """
     from tqdm import tqdm
 
-    from streamlearn.replay import ColumnMap, Pacer, count_lines, iter_records
+    from streamlearn.replay import ColumnMap, Pacer, count_lines, file_format, iter_records
     from streamlearn.replay import replay as run_replay
 
     columns = ColumnMap(
@@ -161,7 +163,7 @@ def replay(
         settings = obj.settings()
         Pacer(rate, speedup)  # validate before touching Kafka
         records = iter_records(file, columns, fmt)
-        total = count_lines(file) - (1 if (fmt or file.suffix.lower()) in ("csv", ".csv") else 0)
+        total = count_lines(file) - (1 if file_format(file, fmt) == "csv" else 0)
         with tqdm(total=total, unit="ev", disable=no_progress, dynamic_ncols=True) as bar:
             sent = asyncio.run(
                 run_replay(

@@ -97,14 +97,25 @@ def _event_from_row(row: dict[str, Any], columns: ColumnMap, where: str) -> dict
     return event
 
 
+def file_format(path: Path, fmt: str | None = None) -> str:
+    return fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
+
+
 def iter_records(path: Path, columns: ColumnMap, fmt: str | None = None) -> Iterator[Record]:
-    """Records to produce, in file order. ``fmt`` is csv or jsonl (default: by suffix)."""
+    """Records to produce, in file order. ``fmt`` is csv or jsonl (default: by suffix).
+
+    Arguments are checked now; row errors are raised while iterating.
+    """
     if not path.is_file():
         raise ReplayError(f"{path}: no such file")
-    fmt = fmt or ("csv" if path.suffix.lower() in (".csv", ".tsv") else "jsonl")
+    fmt = file_format(path, fmt)
+    if fmt == "csv" and columns.key_column is None:
+        raise ReplayError("a CSV file needs --key-column")
+    return _iter_records(path, columns, fmt)
+
+
+def _iter_records(path: Path, columns: ColumnMap, fmt: str) -> Iterator[Record]:
     if fmt == "csv":
-        if columns.key_column is None:
-            raise ReplayError("a CSV file needs --key-column")
         with path.open(newline="", encoding="utf-8") as handle:
             for lineno, row in enumerate(csv.DictReader(handle), start=2):
                 event = _event_from_row(row, columns, f"{path}:{lineno}")

@@ -5,9 +5,7 @@ Linux only: process identity is read from /proc.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import concurrent.futures
 import contextlib
 import os
 import signal
@@ -15,10 +13,9 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 from streamlearn.errors import BrokerError
 from streamlearn.kafka.jars import (
@@ -26,6 +23,15 @@ from streamlearn.kafka.jars import (
     ensure_maven_jars,
     require_tool,
     resolve_kafka_home,
+)
+from streamlearn.kafka.probes import (
+    cmdline,
+    file_lock,
+    log_excerpt,
+    metadata_ok,
+    port_answers,
+    port_free,
+    run_sync,
 )
 from streamlearn.kafka.properties import (
     BROKER_LOG4J,
@@ -36,7 +42,6 @@ from streamlearn.kafka.properties import (
     render_server_properties,
 )
 
-_T = TypeVar("_T")
 _POLL_S = 0.2
 # Starts java in the background and prints its pid, then exits: the broker is never
 # our child, so it outlives the CLI that started it and never lingers as our zombie.
@@ -127,12 +132,24 @@ class LocalBroker:
         A broker launched here that does not become ready in time is stopped again,
         and BrokerError carries the tail of its log.
         """
-        pid = self._live_pid()
-        if pid is not None:  # ours, running or still starting: just wait for it
-            self.wait_ready(timeout_s)
-            return self.status()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # Two concurrent starters (say, two CLI calls) must not launch two JVMs.
+        with file_lock(self.data_dir / ".start.lock"):
+            launching = self._live_pid() is None  # else ours, running or still starting
+            if launching:
+                self._launch(*self._prepare())
+            try:
+                self.wait_ready(timeout_s)
+            except BrokerError:
+                if launching:
+                    self.stop(timeout_s=10)
+                raise
+        return self.status()
+
+    def _prepare(self) -> tuple[str, Path]:
+        """Check ports and tools, fetch jars, write properties, format: (java, lib)."""
         for port in (self.port, self.controller_port):
-            if not _port_free(port):
+            if not port_free(port):
                 raise BrokerError(
                     f"port {port} on 127.0.0.1 is already in use by something that is not "
                     f"the broker of {self.data_dir}; stop it or choose another port"
@@ -140,16 +157,9 @@ class LocalBroker:
         java = require_tool("java")
         lib = self.ensure_jars()
         props = self.render_properties()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.properties_file.write_text(format_properties(props), encoding="utf-8")
         self._format_storage(java, lib, props)
-        self._launch(java, lib)
-        try:
-            self.wait_ready(timeout_s)
-        except BrokerError:
-            self.stop(timeout_s=10)
-            raise
-        return self.status()
+        return java, lib
 
     def stop(self, timeout_s: float = 30) -> bool:
         """SIGTERM the broker, SIGKILL it after ``timeout_s``; True if one was running."""
@@ -175,7 +185,7 @@ class LocalBroker:
         if not self._is_our_broker(pid):
             self.pid_file.unlink(missing_ok=True)
             return self._status(False, None, f"not running (removed stale pid file: {pid})")
-        if _port_answers(self.port):
+        if port_answers(self.port):
             return self._status(True, pid, f"running, pid {pid}, on {self.bootstrap_servers}")
         return self._status(
             False, pid, f"pid {pid} is alive but {self.bootstrap_servers} does not answer yet"
@@ -197,7 +207,7 @@ class LocalBroker:
                     + self._log_tail()
                 )
             left = deadline - time.monotonic()
-            if _port_answers(self.port) and _run(_metadata_ok(self.bootstrap_servers, left)):
+            if port_answers(self.port) and run_sync(metadata_ok(self.bootstrap_servers, left)):
                 return
             if time.monotonic() + _POLL_S > deadline:
                 raise BrokerError(
@@ -308,7 +318,7 @@ class LocalBroker:
     def _is_our_broker(self, pid: int) -> bool:
         # Match java + kafka.Kafka + our properties file, so a recycled pid or another
         # data_dir's broker is never mistaken for ours. Zombies have an empty cmdline.
-        argv = _cmdline(pid)
+        argv = cmdline(pid)
         return bool(argv) and (
             Path(argv[0]).name.startswith("java")
             and "kafka.Kafka" in argv
@@ -323,13 +333,8 @@ class LocalBroker:
             time.sleep(0.1)
         return True
 
-    def _log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_file.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return f"\n(no broker log at {self.log_file})"
-        tail = "\n".join(text.rstrip().splitlines()[-lines:])
-        return f"\n--- last {lines} lines of {self.log_file} ---\n{tail}"
+    def _log_tail(self) -> str:
+        return log_excerpt(self.log_file)
 
 
 def new_cluster_id() -> str:
@@ -338,56 +343,3 @@ def new_cluster_id() -> str:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not text.startswith("-"):  # Kafka's Uuid.randomUuid() avoids these too
             return text
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:  # gone, or not ours to read
-        return []
-    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
-
-
-def _port_answers(port: int, timeout_s: float = 1.0) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
-
-
-def _port_free(port: int) -> bool:
-    # Bind, not connect: also catches a listener on another address (e.g. 0.0.0.0).
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-async def _metadata_ok(bootstrap_servers: str, timeout_s: float) -> bool:
-    from aiokafka.client import AIOKafkaClient
-
-    timeout_s = max(1.0, min(timeout_s, 10.0))
-    client = AIOKafkaClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
-    )
-    try:
-        await asyncio.wait_for(client.bootstrap(), timeout_s)
-        return bool(client.cluster.brokers())
-    except Exception:  # any failure just means "not ready yet"; the caller polls
-        return False
-    finally:
-        await client.close()
-
-
-def _run(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``coro`` to completion, also when called from inside a running event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from streamlearn.errors import BrokerError, MissingToolError
+from streamlearn.kafka.probes import file_lock
 from streamlearn.kafka.properties import package_text
 
 # Newest release on Maven Central when this was written that starts here (OpenJDK 17)
@@ -84,19 +83,19 @@ def ensure_maven_jars(
     directory renamed into place, and a file lock serialises concurrent callers, so an
     interrupted or parallel fetch never leaves a half-filled ``lib/`` that looks done.
     """
+    base = cache_dir_for(version, cache_root)  # validates the version string first
     if int(version.split(".")[0]) < 4:
         # pom.xml carries the log4j2 backend of 4.x; 3.x would need reload4j instead.
         raise BrokerError(
             f"Kafka {version} is not supported from Maven (4.x only); "
             "set KAFKA_HOME to an unpacked 3.x release instead"
         )
-    base = cache_dir_for(version, cache_root)
     lib = base / "lib"
     if _complete(base, lib, version):
         return lib
     mvn = require_tool("mvn")
     base.mkdir(parents=True, exist_ok=True)
-    with _locked(base / ".lock"):
+    with file_lock(base / ".lock"):
         if _complete(base, lib, version):  # another process finished while we waited
             return lib
         pom = base / "pom.xml"
@@ -129,13 +128,3 @@ def ensure_maven_jars(
 
 def _complete(base: Path, lib: Path, version: str) -> bool:
     return (base / MARKER).exists() and (lib / f"kafka_2.13-{version}.jar").exists()
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

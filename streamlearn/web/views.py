@@ -18,7 +18,10 @@ def register_views(app: faust.App, worker: Worker) -> None:
     @app.page("/metrics")
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
-            return self.bytes(worker.metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
+            # aiohttp refuses a charset inside content_type: pass the header whole.
+            return self.bytes(
+                worker.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+            )
 
     @app.page("/api/v1/health")
     class HealthView(View):
