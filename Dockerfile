@@ -16,9 +16,9 @@ RUN --mount=type=cache,target=/root/.cache/pip /opt/venv/bin/pip install .
 FROM ${PYTHON_IMAGE}
 # The venv is installed (and byte-compiled) by root and only read by the worker's
 # unprivileged user, so the process cannot modify its own code.
-RUN groupadd --system --gid 10001 streamlearn \
- && useradd --system --uid 10001 --gid streamlearn --create-home \
-      --home-dir /home/streamlearn --shell /usr/sbin/nologin streamlearn \
+RUN groupadd --gid 10001 streamlearn \
+ && useradd --uid 10001 --gid streamlearn --create-home --home-dir /home/streamlearn \
+      --shell /usr/sbin/nologin streamlearn \
  && install -d -o streamlearn -g streamlearn -m 0750 /data
 COPY --from=build /opt/venv /opt/venv
 

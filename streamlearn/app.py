@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import faust
 
 from streamlearn.config import Settings
@@ -22,6 +24,15 @@ def broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
         ssl_context=ssl_context,
         mechanism=options["sasl_mechanism"],
     )
+
+
+def advertised_host(settings: Settings) -> str:
+    """How other workers reach this one (Faust routes table queries by this URL)."""
+    if settings.web_advertised_host:
+        return settings.web_advertised_host
+    if settings.web_host in ("0.0.0.0", "::", ""):
+        return socket.gethostname()
+    return settings.web_host
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -45,7 +56,7 @@ def create_app(settings: Settings) -> faust.App:
         producer_max_batch_size=256 * 1024,
         web_enabled=settings.web_enabled,
         web_bind=settings.web_host,
-        web_host=settings.web_host,
+        web_host=advertised_host(settings),
         web_port=settings.web_port,
         web_in_thread=False,
         # Faust's /table/ pages would serve every table value: off. Its stats page

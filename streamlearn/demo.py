@@ -234,4 +234,3 @@ def run_demo(settings: Settings, *, duration_s: float | None = None, rate: float
         if broker is not None and started_broker:
             broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-

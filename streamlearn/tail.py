@@ -21,9 +21,7 @@ def _when(ts_ms: Any) -> str:
         return str(ts_ms)
 
 
-def format_record(
-    value: bytes | None, headers: Any = (), *, topic_kind: str | None = None
-) -> str:
+def format_record(value: bytes | None, headers: Any = (), *, topic_kind: str | None = None) -> str:
     """One line per record: aggregates, dead letters and anything else as compact JSON."""
     found = {k: v.decode(errors="replace") for k, v in (headers or ())}
     if "error.code" in found:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 
 import faust
@@ -67,18 +68,36 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str
         wanted = [settings.topic(n) for n in TOPIC_NAMES]
         missing = [t for t in wanted if t not in existing]
         if missing:
-            try:
+            # Another worker may have raced us to it: fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [
                         NewTopic(t, settings.topic_partitions, settings.topic_replication_factor)
                         for t in missing
                     ]
                 )
-            except TopicAlreadyExistsError:  # another worker raced us: fine
-                pass
+            await _wait_for_leaders(admin, missing, timeout_s)
         return missing
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float
+) -> None:
+    """Until every partition of ``topics`` has a leader (clients then start without errors)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        described = await admin.describe_topics(topics)
+        ready = all(
+            t["error_code"] == 0
+            and t["partitions"]
+            and all(p["leader"] >= 0 for p in t["partitions"])
+            for t in described
+        )
+        if ready or asyncio.get_running_loop().time() > deadline:
+            return
+        await asyncio.sleep(0.1)
 
 
 def ensure_topics_sync(settings: Settings, timeout_s: float = 30.0) -> list[str]:

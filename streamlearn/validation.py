@@ -62,9 +62,7 @@ def _parse_ts(value: Any, fallback_ms: int) -> int:
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            raise InvalidEvent(
-                ErrorCode.INVALID_TS, f"ts {value[:64]!r} is not ISO-8601"
-            ) from None
+            raise InvalidEvent(ErrorCode.INVALID_TS, f"ts {value[:64]!r} is not ISO-8601") from None
         if parsed.tzinfo is None:
             raise InvalidEvent(ErrorCode.INVALID_TS, f"ts {value[:64]!r} has no time zone")
         return int(parsed.timestamp() * 1000)
@@ -138,7 +136,8 @@ def parse_event(
     if label is not None:
         if not isinstance(label, int | float | str):
             raise InvalidEvent(
-                ErrorCode.INVALID_FIELD, f"label must be a number, string or boolean, not {_kind(label)}"
+                ErrorCode.INVALID_FIELD,
+                f"label must be a number, string or boolean, not {_kind(label)}",
             )
         if isinstance(label, float) and not math.isfinite(label):
             raise InvalidEvent(ErrorCode.NON_FINITE, "label is not finite")

@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
+    web_advertised_host: str | None = Field(
+        None,
+        description="Host name other workers use to reach this one (default: web_host, "
+        "or the machine's host name when web_host is a wildcard address).",
+    )
     api_token: SecretStr | None = Field(None, description="Bearer token for mutating endpoints.")
 
     # --- local broker (streamlearn kafka ...) ------------------------------------

@@ -298,6 +298,11 @@ class LocalBroker:
         if launcher.returncode != 0 or not out.isdigit():
             raise BrokerError(f"could not launch java: {launcher.stderr.strip() or out}")
         pid = int(out)
+        # $! is known before the child has exec'd java; until it has, its cmdline is
+        # still sh's and _is_our_broker() would call a healthy start "exited".
+        deadline = time.monotonic() + 10
+        while cmdline(pid) and not self._is_our_broker(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
         self.pid_file.write_text(f"{pid}\n", encoding="utf-8")
         return pid
 

@@ -62,7 +62,9 @@ def start(ctx: click.Context, timeout: float) -> None:
         status = broker.start(timeout_s=timeout)
     except StreamlearnError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"kafka running: {status.bootstrap_servers} (pid {status.pid}, log {status.log_file})")
+    click.echo(
+        f"kafka running: {status.bootstrap_servers} (pid {status.pid}, log {status.log_file})"
+    )
 
 
 @kafka.command()

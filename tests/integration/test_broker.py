@@ -11,11 +11,13 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from streamlearn.config import load_settings
 from streamlearn.errors import BrokerError
 from streamlearn.kafka import LocalBroker, free_port
 
@@ -30,9 +32,17 @@ def _ports() -> tuple[int, int]:
     return port, controller_port
 
 
-def _new_broker(data_dir: Path, **kwargs: object) -> LocalBroker:
+def _jar_source() -> dict[str, Any]:
+    """Where the CLI and the session fixture take jars from, so nothing is fetched twice."""
+    settings = load_settings()
+    return {"cache_dir": settings.kafka_cache_dir, "kafka_home": settings.kafka_home}
+
+
+def _new_broker(data_dir: Path, **kwargs: Any) -> LocalBroker:
     port, controller_port = _ports()
-    return LocalBroker(data_dir=data_dir, port=port, controller_port=controller_port, **kwargs)  # type: ignore[arg-type]
+    return LocalBroker(
+        data_dir=data_dir, port=port, controller_port=controller_port, **_jar_source(), **kwargs
+    )
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +112,9 @@ def test_aiokafka_round_trip_on_four_partitions(broker: LocalBroker) -> None:
 
 
 def test_port_in_use_by_another_process_is_refused(broker: LocalBroker, tmp_path: Path) -> None:
-    other = LocalBroker(data_dir=tmp_path / "other", port=broker.port, controller_port=free_port())
+    other = LocalBroker(
+        data_dir=tmp_path / "other", port=broker.port, controller_port=free_port(), **_jar_source()
+    )
     with pytest.raises(BrokerError, match="already in use"):
         other.start(timeout_s=30)
 
@@ -124,6 +136,7 @@ def test_broker_that_dies_is_reported_with_its_log(tmp_path: Path) -> None:
             port=port,
             controller_port=controller_port,
             extra_properties=extra,
+            **_jar_source(),
         )
         with pytest.raises(BrokerError, match="exited") as info:
             doomed.start(timeout_s=120)
@@ -136,11 +149,13 @@ def test_broker_outlives_its_starter_and_stops(tmp_path: Path) -> None:
     starter = (
         "import sys; from pathlib import Path; from streamlearn.kafka import LocalBroker; "
         "b = LocalBroker(data_dir=Path(sys.argv[1]), port=int(sys.argv[2]), "
-        "controller_port=int(sys.argv[3])); print(b.start(timeout_s=180).pid)"
+        "controller_port=int(sys.argv[3]), cache_dir=Path(sys.argv[4]), "
+        "kafka_home=sys.argv[5] or None); print(b.start(timeout_s=180).pid)"
     )
     done = subprocess.run(
         [sys.executable, "-c", starter, str(broker.data_dir), str(broker.port),
-         str(broker.controller_port)],
+         str(broker.controller_port), str(broker.cache_dir), str(broker.kafka_home or "")],
+        cwd=Path(__file__).resolve().parents[2],  # the repo root, so the package imports
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -162,7 +177,11 @@ def test_broker_outlives_its_starter_and_stops(tmp_path: Path) -> None:
 def test_concurrent_starts_launch_one_broker(tmp_path: Path) -> None:
     broker = _new_broker(tmp_path / "raced")
     twin = LocalBroker(
-        data_dir=broker.data_dir, port=broker.port, controller_port=broker.controller_port
+        data_dir=broker.data_dir,
+        port=broker.port,
+        controller_port=broker.controller_port,
+        cache_dir=broker.cache_dir,
+        kafka_home=broker.kafka_home,
     )
     try:
         with ThreadPoolExecutor(2) as pool:

@@ -36,7 +36,9 @@ def invalid_record(kind: ErrorCode, i: int) -> bytes:
         case ErrorCode.NOT_OBJECT:
             return b"[%d, 2, 3]" % i
         case ErrorCode.MISSING_KEY:
-            return b'{"key": "", "values": {"x": %d}}' % i if i % 2 else b'{"values": {"x": %d}}' % i
+            return (
+                b'{"key": "", "values": {"x": %d}}' % i if i % 2 else b'{"values": {"x": %d}}' % i
+            )
         case ErrorCode.INVALID_VALUES:
             return b'{"key": "k%d", "values": {}}' % i if i % 2 else b'{"key": "k%d"}' % i
         case ErrorCode.NON_FINITE:
@@ -74,7 +76,9 @@ def test_valid_counted_exactly_and_invalid_dead_lettered(kafka_broker, tmp_path:
             values["b"] = float(rng.randint(0, 1000))
         for name, x in values.items():
             expected[key][name].append(x)
-        records.append((None, orjson.dumps({"key": key, "ts": 1_700_000_000_000 + i, "values": values})))
+        records.append(
+            (None, orjson.dumps({"key": key, "ts": 1_700_000_000_000 + i, "values": values}))
+        )
     bad: dict[bytes, ErrorCode] = {}
     for kind in BAD_KINDS:
         for i in range(N_BAD_EACH):

@@ -56,7 +56,9 @@ def test_kcat_and_own_producer_give_identical_results(kafka_broker, tmp_path: Pa
             return len(final) == 2 * len(KEYS) and all(d["events"] == 200 for d in final.values())
 
         aggregates = asyncio.run(consume_until(settings, settings.topic("aggregates"), complete))
-        dead = asyncio.run(consume_until(settings, settings.topic("deadletter"), lambda r: len(r) >= 2))
+        dead = asyncio.run(
+            consume_until(settings, settings.topic("deadletter"), lambda r: len(r) >= 2)
+        )
     finally:
         worker.stop()
 
@@ -70,6 +72,5 @@ def test_kcat_and_own_producer_give_identical_results(kafka_broker, tmp_path: Pa
             assert a["count"] == b["count"] and a["min"] == b["min"] and a["max"] == b["max"]
             assert math.isclose(a["mean"], b["mean"], rel_tol=1e-12)
             assert math.isclose(a["std"], b["std"], rel_tol=1e-9)
-    assert sorted(r.value for r in dead) == [b'{"key": "broken"', b'{"key": "broken"'
-    ]
+    assert sorted(r.value for r in dead) == [b'{"key": "broken"', b'{"key": "broken"']
     assert agent_trouble(worker.log()) == []

@@ -89,5 +89,5 @@ def test_format_record_for_humans() -> None:
     dead = format_record(b"oops", headers)
     assert dead.startswith("DEAD invalid_json") and "[events/1@9]" in dead and "'oops'" in dead
     assert format_record(None) == "(tombstone)"
-    assert format_record(b"\xffnot json") .startswith("\ufffd")
+    assert format_record(b"\xffnot json").startswith("\ufffd")
     assert format_record(b'{"a":1}') == '{"a":1}'

@@ -419,29 +419,29 @@ def test_dockerfile_healthcheck_hits_the_health_endpoint(
     assert any(url in arg for arg in argv), f"HEALTHCHECK does not request {url}: {argv}"
 
 
-def test_dockerfile_runs_the_worker_unprivileged(
-    dockerfile: list[tuple[str, str]], worker_settings: Settings
-) -> None:
+def test_dockerfile_runs_the_worker_unprivileged(dockerfile: list[tuple[str, str]]) -> None:
     stage = _final_stage(dockerfile)
     base = stage[0][1].split()[0]
-    args = {
-        k: v
-        for keyword, rest in dockerfile
-        if keyword == "ARG" and "=" in rest
-        for k, v in [rest.split("=", 1)]
-    }
-    base = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), base)
+    build_args = dict(
+        rest.split("=", 1) for keyword, rest in dockerfile if keyword == "ARG" and "=" in rest
+    )
+    base = re.sub(r"\$\{?(\w+)\}?", lambda m: build_args.get(m.group(1), m.group(0)), base)
     assert base.startswith("python:3.11-slim"), f"runtime image is {base}"
 
-    users = [args for keyword, args in stage if keyword == "USER"]
+    users = [rest for keyword, rest in stage if keyword == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0"), "the worker runs as root"
 
-    [entrypoint] = [_exec_or_shell(a) for k, a in stage if k == "ENTRYPOINT"][-1:]
-    [cmd] = [_exec_or_shell(a) for k, a in stage if k == "CMD"][-1:]
-    assert entrypoint == ["streamlearn"] and cmd == ["worker"]
+    entrypoints = [_exec_or_shell(rest) for keyword, rest in stage if keyword == "ENTRYPOINT"]
+    cmds = [_exec_or_shell(rest) for keyword, rest in stage if keyword == "CMD"]
+    assert entrypoints[-1:] == [["streamlearn"]] and cmds[-1:] == [["worker"]]
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert "streamlearn" in scripts, "ENTRYPOINT names a console script pyproject lacks"
 
+
+def test_dockerfile_exposes_the_web_port_and_data_volume(
+    dockerfile: list[tuple[str, str]], worker_settings: Settings
+) -> None:
+    stage = _final_stage(dockerfile)
     exposed = {p.split("/")[0] for k, a in stage if k == "EXPOSE" for p in a.split()}
     assert str(worker_settings.web_port) in exposed
 

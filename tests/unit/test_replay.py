@@ -70,7 +70,7 @@ def test_jsonl_with_columns(tmp_path: Path) -> None:
     (record,) = iter_records(path, ColumnMap("id", "t", ["v"]))
     assert orjson.loads(record.value) == {"key": "u1", "values": {"v": 2.5}, "ts": 5}
     bad = write(tmp_path, "bad.jsonl", "oops\n")
-    with pytest.raises(ReplayError, match="bad.jsonl:1: not JSON"):
+    with pytest.raises(ReplayError, match=r"bad\.jsonl:1: not JSON"):
         list(iter_records(bad, ColumnMap("id")))
 
 

@@ -73,7 +73,7 @@ def test_bad_values_name_the_setting(
 def test_unknown_key_in_file_and_missing_file(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text("no_such_setting = 1\n")
-    with pytest.raises(ConfigError, match="no_such_setting.*is not a setting"):
+    with pytest.raises(ConfigError, match=r"no_such_setting.*is not a setting"):
         load_settings(config)
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "missing.toml")

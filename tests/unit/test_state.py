@@ -8,8 +8,12 @@ from streamlearn.tables import KeyStats, OffsetMarks
 
 def event(offset: int, partition: int = 0, x: float = 1.0, ts: int = 1000) -> Event:
     return Event(
-        key="k", ts_ms=ts, values={"x": x, "y": 2 * x}, id=f"e{offset}",
-        src_partition=partition, src_offset=offset,
+        key="k",
+        ts_ms=ts,
+        values={"x": x, "y": 2 * x},
+        id=f"e{offset}",
+        src_partition=partition,
+        src_offset=offset,
     )
 
 

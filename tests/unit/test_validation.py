@@ -15,7 +15,11 @@ from streamlearn.validation import InvalidEvent, parse_event
 
 def parse(raw: bytes | None, max_bytes: int = 10_000, offset: int = 7):
     return parse_event(
-        raw, topic="events", partition=2, offset=offset, timestamp_ms=1_700_000_000_000,
+        raw,
+        topic="events",
+        partition=2,
+        offset=offset,
+        timestamp_ms=1_700_000_000_000,
         max_bytes=max_bytes,
     )
 
@@ -74,7 +78,11 @@ def test_timestamps(ts: str, expected: int) -> None:
         (b'{"key":"k","values":{"x":Infinity}}', ErrorCode.NON_FINITE, "Infinity"),
         (b'{"key":"k","values":{"x":-Infinity}}', ErrorCode.NON_FINITE, "Infinity"),
         (b'{"key":"k","values":{"x":1e999}}', ErrorCode.NON_FINITE, "values.x is not finite"),
-        (b'{"key":"k","values":{"x":1' + b"0" * 400 + b"}}", ErrorCode.NON_FINITE, "values.x is too large"),
+        (
+            b'{"key":"k","values":{"x":1' + b"0" * 400 + b"}}",
+            ErrorCode.NON_FINITE,
+            "values.x is too large",
+        ),
         (b'{"key":"k","values":{"x":1},"ts":"yesterday"}', ErrorCode.INVALID_TS, "ISO-8601"),
         (b'{"key":"k","values":{"x":1},"ts":"2024-01-02T03:04:05"}', ErrorCode.INVALID_TS, "zone"),
         (b'{"key":"k","values":{"x":1},"ts":-5}', ErrorCode.INVALID_TS, "epoch"),
