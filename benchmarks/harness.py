@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import logging
 import os
 import platform
 import signal
@@ -17,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,13 +30,28 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streamlearn.config import Settings, load_settings
-from streamlearn.kafka.broker import free_port
-from streamlearn.kafka.cli import local_broker
-
+# Benchmark the checkout this file is in, installed or not (a script's sys.path holds
+# benchmarks/, not the repository root). Worker subprocesses get it via PYTHONPATH.
 REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from streamlearn.config import Settings, load_settings  # noqa: E402
+from streamlearn.kafka.broker import free_port  # noqa: E402
+from streamlearn.kafka.cli import local_broker  # noqa: E402
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BROKER_URL_ENV = "STREAMLEARN_BROKER_URL"
+
+
+def configure_logging() -> None:
+    """Client library warnings (aiokafka retries...) on stderr, named and timestamped."""
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="[%(asctime)s] %(name)s %(levelname)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
 
 
 def log(message: str) -> None:
@@ -111,7 +128,9 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def phase_settings(broker: Broker, run_prefix: str, phase: str, data_root: Path, **overrides: Any) -> Settings:
+def phase_settings(
+    broker: Broker, run_prefix: str, phase: str, data_root: Path, **overrides: Any
+) -> Settings:
     """Settings for one isolated worker run: own app id, topic prefix, data dir, port.
 
     Every name starts with ``run_prefix`` so :func:`delete_run_topics` finds them all
@@ -130,11 +149,18 @@ def phase_settings(broker: Broker, run_prefix: str, phase: str, data_root: Path,
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """This environment minus STREAMLEARN_*, plus every setting as STREAMLEARN_*."""
+    """This environment minus STREAMLEARN_*, plus every setting as STREAMLEARN_*,
+    with the checkout first on PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")}
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p
+    )
     for name, value in settings.model_dump(mode="json").items():
-        if value is not None:
-            env[f"STREAMLEARN_{name.upper()}"] = str(value)
+        if value is None:
+            continue
+        # Complex settings (lists, tables) are read from the environment as JSON.
+        text = orjson.dumps(value).decode() if isinstance(value, list | dict) else str(value)
+        env[f"STREAMLEARN_{name.upper()}"] = text
     return env
 
 
@@ -335,22 +361,39 @@ async def produce_all(
 
 @dataclass
 class AggregateProgress:
-    """Per-key maximum of the aggregates' ``events``; their sum is events processed."""
+    """Per-key maximum of the aggregates' ``events``; their sum is events processed.
 
+    Set ``target`` to have ``done_at`` (monotonic) stamped when the sum reaches it.
+    """
+
+    target: int = 0
     by_key: dict[str, int] = field(default_factory=dict)
     total: int = 0
     records: int = 0
     first_seen: float | None = None  # monotonic
+    done_at: float | None = None  # monotonic
+    last_emitted_at: float = 0.0  # worker wall clock, epoch s
 
     def add(self, doc: dict[str, Any], now: float) -> None:
         self.records += 1
         if self.first_seen is None:
             self.first_seen = now
+        self.last_emitted_at = max(self.last_emitted_at, float(doc.get("emitted_at", 0.0)))
         key, events = doc["key"], int(doc["events"])
         previous = self.by_key.get(key, 0)
         if events > previous:
             self.by_key[key] = events
             self.total += events - previous
+        self.check_done(now)
+
+    def check_done(self, now: float) -> None:
+        if self.done_at is None and self.target and self.total >= self.target:
+            self.done_at = now
+
+    def on_batch(self, docs: list[dict[str, Any]], mono: float, wall: float) -> None:
+        """Callback for :func:`consume_aggregates`."""
+        for doc in docs:
+            self.add(doc, mono)
 
 
 def aggregates_consumer(bootstrap_servers: str, topic: str) -> AIOKafkaConsumer:
@@ -362,6 +405,23 @@ def aggregates_consumer(bootstrap_servers: str, topic: str) -> AIOKafkaConsumer:
         enable_auto_commit=False,
         fetch_max_wait_ms=20,  # latency: do not let the broker hold fetches long
     )
+
+
+async def consume_aggregates(
+    consumer: AIOKafkaConsumer,
+    on_batch: Callable[[list[dict[str, Any]], float, float], None],
+) -> None:
+    """Forever: hand each fetched batch of ``kind: stats`` docs to ``on_batch``.
+
+    ``on_batch(docs, monotonic, wall)`` gets the receive time of the whole batch.
+    """
+    while True:
+        batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
+        mono, wall = time.monotonic(), time.time()
+        docs = [orjson.loads(r.value) for records in batches.values() for r in records]
+        stats = [d for d in docs if d.get("kind") == "stats"]
+        if stats:
+            on_batch(stats, mono, wall)
 
 
 # --- statistics -----------------------------------------------------------------------
@@ -407,7 +467,22 @@ def git_commit() -> dict[str, Any]:
 
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+    return {
+        "commit": commit,
+        "dirty": bool(status) if status is not None else None,
+        "source_sha256": source_fingerprint(),
+    }
+
+
+def source_fingerprint(package: str = "streamlearn") -> str:
+    """SHA-256 over the package's .py files (paths and contents): identifies the code
+    measured even when the working tree differs from the commit."""
+    digest = hashlib.sha256()
+    root = REPO_ROOT / package
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def cpu_model() -> str | None:
@@ -428,6 +503,8 @@ def package_version(name: str) -> str | None:
 
 
 def machine_info() -> dict[str, Any]:
+    import streamlearn
+
     return {
         "cpu_count": os.cpu_count(),
         "cpu_model": cpu_model(),
@@ -437,8 +514,11 @@ def machine_info() -> dict[str, Any]:
         "hostname": platform.node(),
         "git": git_commit(),
         "packages": {
-            name: package_version(name)
-            for name in ("streamlearn", "faust-streaming", "aiokafka", "orjson", "rocksdict")
+            "streamlearn": streamlearn.__version__,
+            **{
+                name: package_version(name)
+                for name in ("faust-streaming", "aiokafka", "orjson", "rocksdict")
+            },
         },
     }
 
@@ -447,7 +527,9 @@ def utc_stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def write_results(name: str, stamp: str, data: dict[str, Any], directory: Path = RESULTS_DIR) -> Path:
+def write_results(
+    name: str, stamp: str, data: dict[str, Any], directory: Path = RESULTS_DIR
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / ".gitkeep").touch(exist_ok=True)
     path = directory / f"{name}-{stamp}.json"

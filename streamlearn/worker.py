@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import faust
 
-from streamlearn.agents import register_ingest, register_stats
+from streamlearn.agents import StatsComponent, register_ingest, register_pipeline
+from streamlearn.agents.windows import WindowsComponent
 from streamlearn.app import create_app
 from streamlearn.config import Settings
-from streamlearn.tables import KeyStats, StateCache
 from streamlearn.topics import Topics, declare_topics
 from streamlearn.web.metrics import Metrics
 
@@ -20,18 +20,25 @@ class Worker:
     app: faust.App
     topics: Topics
     metrics: Metrics
-    stats: StateCache[KeyStats]
+    stats: StatsComponent
+    windows: WindowsComponent
 
 
 def build_worker(settings: Settings) -> Worker:
     """A fully wired, not yet started, worker for ``settings``."""
+    from streamlearn.web.api import register_api
     from streamlearn.web.views import register_views
 
     app = create_app(settings)
     topics = declare_topics(app, settings)
     metrics = Metrics()
     register_ingest(app, settings, topics, metrics)
-    stats = register_stats(app, settings, topics, metrics)
-    worker = Worker(settings=settings, app=app, topics=topics, metrics=metrics, stats=stats)
+    stats = StatsComponent(app, settings, topics, metrics)
+    windows = WindowsComponent(app, settings, topics, metrics)
+    register_pipeline(app, settings, topics, [stats, windows])
+    worker = Worker(
+        settings=settings, app=app, topics=topics, metrics=metrics, stats=stats, windows=windows
+    )
     register_views(app, worker)
+    register_api(app, worker)
     return worker

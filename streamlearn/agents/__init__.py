@@ -1,6 +1,7 @@
 """Thin async loops that move records between topics and call the pure layers."""
 
 from streamlearn.agents.ingest import register_ingest
-from streamlearn.agents.stats import register_stats
+from streamlearn.agents.pipeline import Component, register_pipeline
+from streamlearn.agents.stats import StatsComponent
 
-__all__ = ["register_ingest", "register_stats"]
+__all__ = ["Component", "StatsComponent", "register_ingest", "register_pipeline"]

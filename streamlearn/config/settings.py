@@ -6,15 +6,17 @@ environment variables, a TOML file (``STREAMLEARN_CONFIG`` or ``--config``), def
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -98,6 +100,22 @@ class Settings(BaseSettings):
         10.0, ge=0, description="...and at least every T seconds while it changes (0: off)."
     )
     commit_interval_s: float = Field(1.0, gt=0, le=600)
+
+    # --- event-time windows -------------------------------------------------------
+    windows: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("tumbling:1m", "hopping:5m:1m"),
+        description="Window specs: tumbling:SIZE or hopping:SIZE:STEP (units ms, s, m, h, d). "
+        "Env: a JSON list or comma-separated.",
+    )
+    window_lateness_ms: int = Field(
+        5_000, ge=0, description="Watermark = max event ts seen in a partition - this."
+    )
+    window_grace_ms: int = Field(
+        5_000, ge=0, description="A window closes when the watermark passes its end + this."
+    )
+    window_idle_timeout_s: float = Field(
+        30.0, gt=0, description="A partition without events this long closes its open windows."
+    )
     store: Literal["rocksdb", "memory"] = "rocksdb"
     data_dir: Path = Field(default_factory=default_data_dir)
 
@@ -109,6 +127,12 @@ class Settings(BaseSettings):
         None,
         description="Host name other workers use to reach this one (default: web_host, "
         "or the machine's host name when web_host is a wildcard address).",
+    )
+    api_max_range_ms: int = Field(
+        31 * 86_400_000, gt=0, description="Longest from..to range a series query may ask for."
+    )
+    series_retention_ms: int = Field(
+        7 * 86_400_000, gt=0, description="Closed windows are kept this long (event time)."
     )
     api_token: SecretStr | None = Field(None, description="Bearer token for mutating endpoints.")
 
@@ -151,6 +175,29 @@ class Settings(BaseSettings):
             raise ValueError("must be 1-200 characters of letters, digits, '.', '_' or '-'")
         return value
 
+    @field_validator("windows", mode="before")
+    @classmethod
+    def _split_windows(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+        return value
+
+    @field_validator("windows")
+    @classmethod
+    def _parse_windows(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from streamlearn.analytics.windows import WindowSpec
+
+        names = set()
+        for text in value:
+            spec = WindowSpec.parse(text)  # ValueError names what is wrong
+            if spec.name in names:
+                raise ValueError(f"window {text!r} is listed twice")
+            names.add(spec.name)
+        return value
+
     @field_validator("topic_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
@@ -184,6 +231,12 @@ class Settings(BaseSettings):
         return self
 
     # --- derived ------------------------------------------------------------------
+    def window_specs(self) -> list[Any]:
+        """The parsed :class:`~streamlearn.analytics.windows.WindowSpec` list."""
+        from streamlearn.analytics.windows import WindowSpec
+
+        return [WindowSpec.parse(text) for text in self.windows]
+
     def topic(self, name: str) -> str:
         """Full topic name for a logical one (``events``, ``aggregates``...)."""
         return self.topic_prefix + getattr(self, f"topic_{name}")

@@ -20,7 +20,11 @@ StateT = TypeVar("StateT")
 
 
 class StateCache(Generic[StateT]):
-    """Decoded per-key state backed by ``table`` (raw bytes values)."""
+    """Decoded per-key state backed by ``table`` (raw bytes keys and values).
+
+    Keys are raw UTF-8 bytes, exactly as on the keyed topic, so a table partition holds
+    the keys of the same topic partition and Faust's router finds the owning worker.
+    """
 
     def __init__(
         self,
@@ -42,10 +46,18 @@ class StateCache(Generic[StateT]):
         state = self._states.get(key)
         if state is None:
             with as_current_event(event):
-                raw = self.table.get(key)
+                raw = self.table.get(key.encode())
             state = self._decode(raw) if raw is not None else self._factory()
             self._states[key] = state
         return state
+
+    def peek(self, key: str) -> StateT | None:
+        """The cached state of ``key``, without loading it."""
+        return self._states.get(key)
+
+    def put(self, key: str, state: StateT) -> None:
+        """Cache ``state`` (read elsewhere, e.g. by a state scan) without writing it."""
+        self._states[key] = state
 
     def mark_dirty(self, key: str, event: EventT) -> None:
         self._dirty[key] = event
@@ -55,7 +67,7 @@ class StateCache(Generic[StateT]):
         written = 0
         for key, event in self._dirty.items():
             with as_current_event(event):
-                self.table[key] = self._encode(self._states[key])
+                self.table[key.encode()] = self._encode(self._states[key])
             written += 1
         self._dirty.clear()
         return written

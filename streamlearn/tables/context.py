@@ -17,9 +17,28 @@ from faust.types import EventT
 
 
 @contextmanager
-def as_current_event(event: EventT) -> Iterator[None]:
+def as_current_event(event: EventT | PartitionEvent) -> Iterator[None]:
     token = _current_event.set(weakref.ref(event))
     try:
         yield
     finally:
         _current_event.reset(token)
+
+
+class _Message:
+    __slots__ = ("partition", "topic")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+
+
+class PartitionEvent:
+    """Stands in for an event of ``topic``/``partition`` when state must be written
+    without one (timers, state scans): Faust tables only read ``event.message``'s topic
+    and partition."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = _Message(topic, partition)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 
 class Metrics:
@@ -32,6 +32,13 @@ class Metrics:
             "streamlearn_replayed_skipped",
             "Records skipped because their offset was already applied (replays after a crash).",
             ["agent"],
+            registry=self.registry,
+        )
+
+        self.state_scan_seconds = Histogram(
+            "streamlearn_state_scan_seconds",
+            "Time to index a component's state after partitions were assigned.",
+            buckets=(0.001, 0.01, 0.1, 0.5, 1, 5, 30),
             registry=self.registry,
         )
 

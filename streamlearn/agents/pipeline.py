@@ -1,0 +1,69 @@
+"""One agent over the keyed stream, feeding every analytics component.
+
+A second agent on the same topic would cost Faust's per-event overhead again; one loop
+parses each keyed record once and hands it to each component in turn.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import faust
+from faust.types import EventT
+
+from streamlearn.config import Settings
+from streamlearn.records import Event
+from streamlearn.topics import Topics
+
+
+class Component(Protocol):
+    """A consumer of keyed events with per-key state in a table."""
+
+    def on_event(self, event: Event, source: EventT, now_s: float) -> None:
+        """Apply one event (called in partition order, inside a batch)."""
+
+    def on_batch_end(self, now_s: float) -> None:
+        """Emit what is due and write dirty state (before the batch is acked)."""
+
+    def on_timer(self, now_s: float) -> None:
+        """Periodic work without events (emission cadence, idle partitions)."""
+
+    def on_rebalance(self) -> None:
+        """Partitions moved: forget everything cached in memory."""
+
+
+def register_pipeline(
+    app: faust.App, settings: Settings, topics: Topics, components: Sequence[Component]
+) -> Any:
+    @app.agent(topics.keyed, name="streamlearn.analytics", concurrency=1)
+    async def analytics(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(settings.batch_max_events, settings.batch_within_s):
+            now_s = time.time()
+            for source in batch:
+                event = Event.from_keyed(source.value)
+                for component in components:
+                    component.on_event(event, source, now_s)
+            # Before take_events acks the batch: Faust flushes these changelog writes
+            # ahead of the offset commit.
+            for component in components:
+                component.on_batch_end(now_s)
+
+    @app.timer(interval=1.0, name="streamlearn.analytics.timer")
+    async def tick() -> None:
+        now_s = time.time()
+        for component in components:
+            component.on_timer(now_s)
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(app: Any, revoked: Any, **kwargs: Any) -> None:
+        for component in components:
+            component.on_rebalance()
+
+    @app.on_partitions_assigned.connect
+    async def _assigned(app: Any, assigned: Any, **kwargs: Any) -> None:
+        for component in components:
+            component.on_rebalance()
+
+    return analytics

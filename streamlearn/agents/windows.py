@@ -1,0 +1,213 @@
+"""Event-time windows per key and value: watermark, grace, late events, idle close.
+
+The watermark is per partition of the keyed topic: the highest event time seen there
+minus ``window_lateness_ms``. A window closes, and its one final record goes to the
+aggregates topic, when the watermark passes its end + ``window_grace_ms``; a partition
+with no events for ``window_idle_timeout_s`` closes all its open windows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import faust
+import orjson
+from aiokafka.partitioner import murmur2
+from faust.types import EventT
+
+from streamlearn.config import Settings
+from streamlearn.records import DeadLetter, ErrorCode, Event
+from streamlearn.tables import StateCache
+from streamlearn.tables.context import PartitionEvent, as_current_event
+from streamlearn.tables.series import SeriesStore
+from streamlearn.tables.watermark import Watermark
+from streamlearn.tables.windows import APPLIED, LATE, KeyWindows
+from streamlearn.topics import Topics
+from streamlearn.web.metrics import Metrics
+
+
+def partition_for_key(key: str, partitions: int) -> int:
+    """The keyed-topic partition of ``key`` (Kafka's default partitioner)."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+class WindowsComponent:
+    """Keeps a :class:`KeyWindows` per key in the ``windows`` table."""
+
+    def __init__(self, app: faust.App, settings: Settings, topics: Topics, metrics: Metrics):
+        self.app = app
+        self.specs = settings.window_specs()
+        self.lateness_ms = settings.window_lateness_ms  # inside Watermark
+        self.grace_ms = settings.window_grace_ms
+        self.idle_timeout_s = settings.window_idle_timeout_s
+        self.partitions = settings.topic_partitions
+        self.keyed_topic = topics.keyed.get_topic_name()
+        self.events_topic = topics.events.get_topic_name()
+        self.table = app.Table(
+            "windows",
+            partitions=settings.topic_partitions,
+            key_type=bytes,
+            value_type=bytes,
+            help="Open event-time windows per key (KeyWindows), with offset marks.",
+        )
+        # Watermark per keyed-topic partition, so late detection survives restarts.
+        self.watermarks = app.Table(
+            "watermarks",
+            partitions=settings.topic_partitions,
+            key_type=bytes,
+            value_type=bytes,
+            help="Event-time watermark per partition.",
+        )
+        self.series = SeriesStore(
+            app.Table(
+                "series",
+                partitions=settings.topic_partitions,
+                key_type=bytes,
+                value_type=bytes,
+                help="Closed windows by key, value, spec and start (the query API's store).",
+            ),
+            self.keyed_topic,
+        )
+        self.cache: StateCache[KeyWindows] = StateCache(
+            self.table, decode=KeyWindows.from_bytes, encode=KeyWindows.to_bytes, factory=KeyWindows
+        )
+        self.aggregates = topics.aggregates
+        self.deadletter = topics.deadletter
+        self.metrics = metrics
+        self.out = metrics.events_out.labels(topic=topics.aggregates.get_topic_name())
+        self.late = metrics.dead_letters.labels(reason=ErrorCode.LATE.value)
+        self.replays = metrics.replayed_skipped.labels(agent="windows")
+        self._reset()
+
+    def _reset(self) -> None:
+        self.cache.clear()
+        self.watermark: dict[int, Watermark] = {}
+        self.last_event_s: dict[int, float] = {}
+        # partition -> key -> watermark at which its earliest open window closes
+        self.due: dict[int, dict[str, int]] = defaultdict(dict)
+        self.touched: dict[int, set[str]] = defaultdict(set)
+        self.changed_watermarks: set[int] = set()
+        self.scanned = False
+
+    # --- per event ---------------------------------------------------------------
+    def on_event(self, event: Event, source: EventT, now_s: float) -> None:
+        if not self.scanned:
+            self._scan_state(now_s)
+        partition = source.message.partition
+        tracker = self.watermark.get(partition)
+        if tracker is None:
+            tracker = self._load_watermark(partition, source, now_s)
+        tracker.observe(event.src_partition, event.ts_ms, now_s)
+        watermark = tracker.current(now_s)
+        self.changed_watermarks.add(partition)
+        self.last_event_s[partition] = now_s
+        state = self.cache.get(event.key, source)
+        outcome = state.apply(event, self.specs, watermark, self.grace_ms)
+        if outcome == APPLIED:
+            self.cache.mark_dirty(event.key, source)
+            self.touched[partition].add(event.key)
+        elif outcome == LATE:
+            self._dead_letter_late(event, watermark)
+        else:
+            self.replays.inc()
+
+    def _dead_letter_late(self, event: Event, watermark: int) -> None:
+        reason = (
+            f"event time {event.ts_ms} is too late: its window has closed "
+            f"(watermark {watermark}, grace {self.grace_ms} ms)"
+        )
+        letter = DeadLetter(
+            ErrorCode.LATE, reason, self.events_topic, event.src_partition, event.src_offset
+        )
+        self.deadletter.send_soon(
+            key=event.key.encode(), value=event.to_keyed(), headers=letter.headers()
+        )
+        self.late.inc()
+
+    # --- batch end: close what the watermark passed, write state -------------------
+    def on_batch_end(self, now_s: float) -> None:
+        for partition, keys in self.touched.items():
+            due = self.due[partition]
+            for key in keys:
+                state = self.cache.get(key, PartitionEvent(self.keyed_topic, partition))
+                next_close = state.next_close_ms(self.specs, self.grace_ms)
+                if next_close is None:
+                    due.pop(key, None)
+                else:
+                    due[key] = next_close
+        self.touched.clear()
+        for partition in self.changed_watermarks:
+            tracker = self.watermark[partition]
+            self._close_due(partition, tracker.current(now_s))
+            with as_current_event(PartitionEvent(self.keyed_topic, partition)):
+                self.watermarks[b"%d" % partition] = tracker.to_bytes()
+        self.changed_watermarks.clear()
+        self.cache.flush()
+
+    def _close_due(self, partition: int, watermark: int | None) -> None:
+        """Close windows of ``partition`` up to ``watermark`` (None: every open window)."""
+        due = self.due.get(partition)
+        if not due:
+            return
+        context = PartitionEvent(self.keyed_topic, partition)
+        for key in [k for k, at in due.items() if watermark is None or at <= watermark]:
+            state = self.cache.get(key, context)
+            for record, stats in state.close(key, self.specs, self.grace_ms, watermark):
+                self.aggregates.send_soon(key=key.encode(), value=orjson.dumps(record))
+                self.series.put(partition, record, stats)
+                self.out.inc()
+            self.cache.mark_dirty(key, context)
+            next_close = state.next_close_ms(self.specs, self.grace_ms)
+            if next_close is None:
+                del due[key]
+            else:
+                due[key] = next_close
+
+    # --- timer: idle partitions -----------------------------------------------------
+    def on_timer(self, now_s: float) -> None:
+        if not self.scanned:
+            if self.app.in_recovery or not self.app.tables.recovery.completed.is_set():
+                return
+            self._scan_state(now_s)
+        idle = [
+            p
+            for p, last in self.last_event_s.items()
+            if now_s - last >= self.idle_timeout_s and self.due.get(p)
+        ]
+        for partition in idle:
+            self._close_due(partition, None)
+        if idle:
+            self.cache.flush()
+
+    def on_rebalance(self) -> None:
+        self._reset()
+
+    # --- state loading ----------------------------------------------------------------
+    def _load_watermark(self, partition: int, source: EventT, now_s: float) -> Watermark:
+        tracker = Watermark(self.lateness_ms, self.idle_timeout_s)
+        with as_current_event(source):
+            tracker.load(self.watermarks.get(b"%d" % partition), now_s)
+        self.watermark[partition] = tracker
+        return tracker
+
+    def _scan_state(self, now_s: float) -> None:
+        """After (re)assignment: index every key with open windows, so windows of keys
+        that see no new event still close (by the idle timeout at the latest)."""
+        self.scanned = True
+        started = time.monotonic()
+        for raw_key, raw in self.table.items():
+            if raw is None:
+                continue
+            key = raw_key.decode()
+            state = KeyWindows.from_bytes(raw)
+            next_close = state.next_close_ms(self.specs, self.grace_ms)
+            if next_close is not None:
+                partition = partition_for_key(key, self.partitions)
+                self.due[partition][key] = next_close
+                self.last_event_s.setdefault(partition, now_s)
+                self.cache.put(key, state)
+        self.metrics.state_scan_seconds.observe(time.monotonic() - started)
+
+    def open_windows(self) -> int:
+        return sum(state.open_windows() for _, state in self.cache.items())
