@@ -47,6 +47,11 @@ integration: venv system-deps jars
 bench: venv jars
 	$(PY) benchmarks/throughput.py $(ARGS)
 
+# Full-size fault tests: 200,000 events, three kill -9s (make test runs a smaller size).
+chaos: venv system-deps jars
+	STREAMLEARN_CHAOS_EVENTS=200000 STREAMLEARN_CHAOS_KILLS=3 \
+	  $(PY) -m pytest tests/integration/test_windows_exact.py -k kill_9 -p no:cacheprovider $(PYTEST_ARGS)
+
 lint: venv
 	$(PY) -m ruff check streamlearn tests benchmarks
 	$(PY) -m ruff format --check streamlearn tests benchmarks

@@ -14,11 +14,13 @@ import hashlib
 import logging
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +30,7 @@ from typing import Any
 import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 # Benchmark the checkout this file is in, installed or not (a script's sys.path holds
 # benchmarks/, not the repository root). Worker subprocesses get it via PYTHONPATH.
@@ -67,13 +69,16 @@ class Terminated(BaseException):
 
 
 def raise_on_termination() -> None:
-    """Make SIGTERM and SIGHUP unwind the stack like Ctrl-C does."""
+    """Make SIGTERM and SIGHUP unwind the stack like Ctrl-C (SIGINT) does."""
 
     def handler(signum: int, _frame: Any) -> None:
         raise Terminated(signal.Signals(signum).name)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, handler)
+    # Python leaves SIGINT ignored when it starts ignored (e.g. `cmd &` in a script):
+    # Ctrl-C / kill -INT must still stop the benchmark and clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # --- broker ---------------------------------------------------------------------------
@@ -164,6 +169,23 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+async def create_topic(bootstrap_servers: str, name: str, partitions: int) -> None:
+    """Create one topic and wait until all its partitions have a leader."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            (described,) = await admin.describe_topics([name])
+            parts = described["partitions"]
+            if described["error_code"] == 0 and parts and all(p["leader"] >= 0 for p in parts):
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+
+
 async def delete_run_topics(bootstrap_servers: str, run_prefix: str) -> list[str]:
     """Delete every topic whose name starts with ``run_prefix``; returns their names."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=30_000)
@@ -232,6 +254,22 @@ class WorkerProcess:
                 await asyncio.sleep(poll_s)
         raise RuntimeError(f"worker not ready within {timeout_s:.0f} s:\n{self.log_tail()}")
 
+    async def wait_consuming(self, timeout_s: float, poll_s: float = 0.02) -> float | None:
+        """Until Faust logs ``[^Worker]: Ready`` (table recovery done, fetcher started):
+        that line's wall-clock time, or None if it did not appear within ``timeout_s``.
+
+        Health lists partitions as soon as they are assigned; Faust then still reads the
+        changelog highwaters and seeks before it fetches, which can take seconds.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.check_alive()
+            found = faust_ready_wall(self.log_text())
+            if found is not None:
+                return found
+            await asyncio.sleep(poll_s)
+        return None
+
     def check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
             raise RuntimeError(
@@ -265,6 +303,19 @@ class WorkerProcess:
         return self.log_text()[-chars:]
 
 
+_FAUST_READY = re.compile(
+    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] \[\d+\] \[INFO\] \[\^Worker\]: Ready", re.M
+)
+
+
+def faust_ready_wall(log_text: str) -> float | None:
+    """Epoch seconds of Faust's ``[^Worker]: Ready`` line (logged in local time)."""
+    match = _FAUST_READY.search(log_text)
+    if match is None:
+        return None
+    return datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
 class Workers:
     """Every worker a benchmark started, so one ``finally`` stops them all."""
 
@@ -284,19 +335,30 @@ class Workers:
 
 
 TROUBLE_WORDS = ("ERROR", "CRITICAL", "Traceback", "crashed", "Restarting", "raised exception")
+_LOG_PREFIX = re.compile(r"^\[[^]]*\] \[\d+\] \[[A-Z]+\] ")
+_NUMBER = re.compile(r"\d+(\.\d+)?")
 
 
-def log_findings(text: str, limit: int = 20) -> dict[str, Any]:
-    """Counts of WARNING/ERROR lines and the first few troublesome lines of a worker log."""
+def log_findings(text: str, limit: int = 10) -> dict[str, Any]:
+    """A worker log's WARNING and error lines: counts, and the most frequent messages
+    (numbers masked as N, so "producer buffer full size 123" groups together)."""
     lines = text.splitlines()
     warnings = [line for line in lines if "WARNING" in line]
     trouble = [line for line in lines if any(word in line for word in TROUBLE_WORDS)]
+
+    def top(found: list[str]) -> list[dict[str, Any]]:
+        counts = Counter(
+            _NUMBER.sub("N", _LOG_PREFIX.sub("", line)).strip()[:200] for line in found
+        )
+        return [{"message": m, "count": c} for m, c in counts.most_common(limit)]
+
     return {
         "lines": len(lines),
         "warnings": len(warnings),
         "errors": len(trouble),
-        "first_warnings": [w[:300] for w in warnings[:limit]],
-        "first_errors": [t[:300] for t in trouble[:limit]],
+        "top_warnings": top(warnings),
+        "top_errors": top(trouble),
+        "first_errors": [line[:300] for line in trouble[:limit]],
     }
 
 
@@ -356,6 +418,63 @@ async def produce_all(
         await producer.stop()
 
 
+@dataclass(frozen=True)
+class PacedRun:
+    """What :func:`produce_paced` did."""
+
+    sent: int
+    start_wall_ms: float
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds if self.seconds else 0.0
+
+
+async def produce_paced(
+    bootstrap_servers: str,
+    topic: str,
+    rate: float,
+    seconds: float,
+    make_record: Callable[[int, int], tuple[bytes, bytes]],
+) -> PacedRun:
+    """Send ``rate`` records/s for ``seconds``; ``make_record(index, now_ms)`` builds
+    each (key, value) just before it is sent, so a ts in it is the send time.
+
+    acks=1 and linger_ms=0: every record leaves as soon as the client can send it.
+    """
+    total = int(rate * seconds)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks=1, linger_ms=0)
+    await producer.start()
+    try:
+        started = time.monotonic()
+        start_wall_ms = float(int(time.time() * 1000))  # same resolution as the ts
+        sent = 0
+        while sent < total:
+            due = min(total, int((time.monotonic() - started) * rate) + 1)
+            while sent < due:
+                key, value = make_record(sent, int(time.time() * 1000))
+                await producer.send(topic, value, key=key)
+                sent += 1
+            await asyncio.sleep(max(0.0, sent / rate - (time.monotonic() - started)))
+        await producer.flush()
+        return PacedRun(sent, start_wall_ms, time.monotonic() - started)
+    finally:
+        await producer.stop()
+
+
+def event_factory(run_id: str, keys: int) -> Callable[[int, int], tuple[bytes, bytes]]:
+    """``make_record`` for :func:`produce_paced`: realistic events, keys round-robin."""
+    names = key_names(keys)
+    encoded = [n.encode() for n in names]
+
+    def make(index: int, now_ms: int) -> tuple[bytes, bytes]:
+        k = index % keys
+        return encoded[k], event_bytes(run_id, index, names[k], k, now_ms)
+
+    return make
+
+
 # --- aggregates -----------------------------------------------------------------------
 
 
@@ -410,18 +529,18 @@ def aggregates_consumer(bootstrap_servers: str, topic: str) -> AIOKafkaConsumer:
 async def consume_aggregates(
     consumer: AIOKafkaConsumer,
     on_batch: Callable[[list[dict[str, Any]], float, float], None],
+    kind: str | None = "stats",
 ) -> None:
-    """Forever: hand each fetched batch of ``kind: stats`` docs to ``on_batch``.
-
-    ``on_batch(docs, monotonic, wall)`` gets the receive time of the whole batch.
-    """
+    """Forever: hand each fetched batch of JSON docs (only ``kind`` ones, unless None)
+    to ``on_batch(docs, monotonic, wall)``, with the receive time of the whole batch."""
     while True:
         batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
         mono, wall = time.monotonic(), time.time()
         docs = [orjson.loads(r.value) for records in batches.values() for r in records]
-        stats = [d for d in docs if d.get("kind") == "stats"]
-        if stats:
-            on_batch(stats, mono, wall)
+        if kind is not None:
+            docs = [d for d in docs if d.get("kind") == kind]
+        if docs:
+            on_batch(docs, mono, wall)
 
 
 # --- statistics -----------------------------------------------------------------------
@@ -450,6 +569,27 @@ def summarize(values: Iterable[float]) -> dict[str, float]:
         "max": data[-1],
         "mean": sum(data) / len(data),
     }
+
+
+def timeline(
+    points: Iterable[tuple[float, float]], bucket_s: float = 1.0
+) -> list[dict[str, float]]:
+    """(t seconds, value) points -> per-bucket count, p50 and max, in time order."""
+    buckets: dict[int, list[float]] = {}
+    for t, value in points:
+        buckets.setdefault(int(t // bucket_s), []).append(value)
+    out = []
+    for index in sorted(buckets):
+        data = sorted(buckets[index])
+        out.append(
+            {
+                "t_s": index * bucket_s,
+                "count": len(data),
+                "p50": percentile(data, 50),
+                "max": data[-1],
+            }
+        )
+    return out
 
 
 # --- machine and results ----------------------------------------------------------------

@@ -11,7 +11,8 @@ Phases (see benchmarks/README.md for how to read the figures):
 3. a worker subprocess processes the same N events end to end (events -> ingest ->
    keyed -> stats -> aggregates), timed from its readiness to the aggregates
    accounting for all N events;
-4. a second worker (emits an aggregate per event) under a paced load: latency from
+4. the broker alone at the paced rate (producer -> consumer, no worker): the floor;
+5. a second worker (emits an aggregate per event) under a paced load: latency from
    an event's ts (wall clock at send) to its aggregate reaching our consumer.
 
 Uses the broker in STREAMLEARN_BROKER_URL, else starts (and stops) a private one.
@@ -31,12 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 # harness first: it puts the checkout on sys.path for the streamlearn imports below.
 from harness import (
     AggregateProgress,
     Broker,
+    PacedRun,
     Terminated,
     WorkerProcess,
     Workers,
@@ -45,17 +47,20 @@ from harness import (
     benchmark_broker,
     configure_logging,
     consume_aggregates,
+    create_topic,
     delete_run_topics,
-    event_bytes,
-    key_names,
+    event_factory,
+    faust_ready_wall,
     log,
     log_findings,
     machine_info,
     new_run_id,
     phase_settings,
     produce_all,
+    produce_paced,
     raise_on_termination,
     summarize,
+    timeline,
     utc_stamp,
     write_results,
 )
@@ -75,6 +80,7 @@ class Options:
     rate: float
     latency_seconds: float
     warmup_seconds: float
+    baseline_seconds: float
     emit_every: int
     emit_interval: float
     store: str
@@ -96,8 +102,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
     add("--rate", type=float, default=2_000.0, help="events/s in the latency phase")
     add("--latency-seconds", type=float, default=20.0, help="length of the latency phase")
     add("--warmup-seconds", type=float, default=2.0, help="latency samples discarded first")
+    add("--baseline-seconds", type=float, default=5.0, help="broker-only latency (0: skip)")
     add("--emit-every", type=int, default=1_000, help="stats_emit_every_events, throughput")
-    add("--emit-interval", type=float, default=1.0, help="stats_emit_interval_s, throughput")
+    add("--emit-interval", type=float, default=1.0, help="stats_emit_interval_s, both workers")
     add("--store", choices=("rocksdb", "memory"), default="rocksdb", help="worker table store")
     add("--ready-timeout", type=float, default=120.0, help="seconds for a worker to be ready")
     add("--stall-timeout", type=float, default=120.0, help="fail after this long w/o progress")
@@ -108,7 +115,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         parser.error("--events, --keys, --partitions and --rate must be positive")
     if ns.latency_seconds <= ns.warmup_seconds and not ns.skip_latency:
         parser.error("--latency-seconds must be longer than --warmup-seconds")
-    return Options(**{k: v for k, v in vars(ns).items()})
+    return Options(**vars(ns))
 
 
 # --- phase 1: produce -------------------------------------------------------------------
@@ -217,7 +224,9 @@ async def phase_worker(
         cpu_at_ready = worker.cpu_seconds()
         log(f"throughput worker ready {ready - worker.spawned_at:.1f} s after spawn")
         done = await wait_for_total(progress, opts.events, worker, opts.stall_timeout, "worker")
+        done_wall = time.time()
         cpu_at_done = worker.cpu_seconds()
+        consuming_wall = faust_ready_wall(worker.log_text())
     finally:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -232,6 +241,7 @@ async def phase_worker(
     )
     log(f"worker: {opts.events:,} events in {seconds:.2f} s = {rate:,.0f} events/s")
     first = (progress.first_seen - ready) if progress.first_seen is not None else None
+    fetching_s = done_wall - consuming_wall if consuming_wall is not None else None
     return {
         "events": opts.events,
         "timed_from": "worker ready: GET /api/v1/health lists assigned partitions",
@@ -241,6 +251,10 @@ async def phase_worker(
         "events_per_s": rate,
         "ratio_to_raw": rate / raw["events_per_s"],
         "first_aggregate_after_ready_s": first,
+        # Faust's "[^Worker]: Ready" (recovery done, fetcher started) comes after the
+        # assignment that health reports; timed from it, the figure is pure processing.
+        "ready_to_fetching_s": consuming_wall - ready_wall if consuming_wall else None,
+        "events_per_s_from_fetching": opts.events / fetching_s if fetching_s else None,
         "worker_side_seconds": progress.last_emitted_at - ready_wall,
         "aggregates_received": progress.records,
         "worker_cpu_seconds": cpu,
@@ -273,33 +287,51 @@ class LatencyRecorder(AggregateProgress):
             self.samples.append(LatencySample(int(doc["ts"]), emitted_ms, received_ms))
 
 
-async def paced_produce(settings: Settings, opts: Options, run_id: str) -> tuple[int, float, float]:
-    """Send ``rate`` events/s for ``latency_seconds``, ts = wall clock at send.
+def baseline_topic(run_prefix: str) -> str:
+    return f"{run_prefix}-base.events"
 
-    Returns (events sent, wall-clock start in ms, achieved seconds).
-    """
-    names = key_names(opts.keys)
-    topic = settings.topic("events")
-    total = int(opts.rate * opts.latency_seconds)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks=1, linger_ms=0)
-    await producer.start()
+
+async def phase_baseline(
+    broker: Broker, run_prefix: str, opts: Options, run_id: str
+) -> dict[str, Any]:
+    """Producer -> broker -> consumer latency at ``--rate``, no worker: the floor."""
+    topic = baseline_topic(run_prefix)
+    points: list[tuple[int, float]] = []
+
+    def on_batch(docs: list[dict[str, Any]], mono: float, wall: float) -> None:
+        points.extend((int(doc["ts"]), wall * 1000.0) for doc in docs)
+
+    consumer = aggregates_consumer(broker.bootstrap_servers, topic)
+    await consumer.start()
+    reader = asyncio.create_task(consume_aggregates(consumer, on_batch, kind=None))
     try:
-        started = time.monotonic()
-        start_wall_ms = time.time() * 1000.0
-        sent = 0
-        while sent < total:
-            due = min(total, int((time.monotonic() - started) * opts.rate) + 1)
-            while sent < due:
-                k = sent % opts.keys
-                ts = int(time.time() * 1000)
-                value = event_bytes(run_id, sent, names[k], k, ts)
-                await producer.send(topic, value, key=names[k].encode())
-                sent += 1
-            await asyncio.sleep(max(0.0, (sent / opts.rate) - (time.monotonic() - started)))
-        await producer.flush()
-        return sent, start_wall_ms, time.monotonic() - started
+        paced = await produce_paced(
+            broker.bootstrap_servers,
+            topic,
+            opts.rate,
+            opts.baseline_seconds,
+            event_factory(run_id, opts.keys),
+        )
+        deadline = time.monotonic() + opts.stall_timeout
+        while len(points) < paced.sent and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
     finally:
-        await producer.stop()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        await consumer.stop()
+    cutoff = paced.start_wall_ms + min(opts.warmup_seconds, opts.baseline_seconds / 2) * 1000.0
+    latency = summarize(rx - ts for ts, rx in points if ts >= cutoff)
+    log(f"broker baseline: p50 {latency.get('p50', 0):.1f} ms, p99 {latency.get('p99', 0):.1f} ms")
+    return {
+        "rate": paced.rate,
+        "seconds": paced.seconds,
+        "events_sent": paced.sent,
+        "events_received": len(points),
+        "end_to_end_ms": latency,
+        "definition": "same events and producer as the latency phase, read back from the "
+        "events topic by our consumer: received (wall clock) minus ts",
+    }
 
 
 async def phase_latency(
@@ -309,7 +341,12 @@ async def phase_latency(
     recorder = LatencyRecorder()
     worker = workers.new(settings, "latency")
     ready = await worker.wait_ready(opts.ready_timeout)
-    log(f"latency worker ready {ready - worker.spawned_at:.1f} s after spawn")
+    ready_wall = time.time()
+    # Load starts once Faust fetches (see wait_consuming), not at assignment: otherwise
+    # the first seconds of latency would measure the worker's startup.
+    consuming = await worker.wait_consuming(opts.ready_timeout)
+    after = "never logged" if consuming is None else f"{consuming - ready_wall:+.1f} s"
+    log(f"latency worker assigned {ready - worker.spawned_at:.1f} s after spawn, fetching {after}")
     # Our consumer starts once the worker is ready (nothing is produced before): the
     # fresh topics have settled leaders by then, so aiokafka does not log
     # NotLeaderForPartition while it retries.
@@ -319,32 +356,40 @@ async def phase_latency(
     try:
         log(f"producing {opts.rate:,.0f} events/s for {opts.latency_seconds:.0f} s")
         cpu_before = worker.cpu_seconds()
-        producing = asyncio.create_task(paced_produce(settings, opts, run_id))
+        producing = asyncio.create_task(
+            produce_paced(
+                settings.bootstrap_servers,
+                settings.topic("events"),
+                opts.rate,
+                opts.latency_seconds,
+                event_factory(run_id, opts.keys),
+            )
+        )
         while not producing.done():  # fail fast if the worker dies meanwhile
             worker.check_alive()
             await asyncio.wait({producing}, timeout=0.5)
-        sent, start_wall_ms, produce_s = producing.result()
+        paced = producing.result()
         cpu_after = worker.cpu_seconds()
         produced_at = time.monotonic()
-        recorder.target = sent
+        recorder.target = paced.sent
         recorder.check_done(produced_at)
-        done = await wait_for_total(recorder, sent, worker, opts.stall_timeout, "latency worker")
+        done = await wait_for_total(
+            recorder, paced.sent, worker, opts.stall_timeout, "latency worker"
+        )
     finally:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
         await consumer.stop()
-    figures = latency_figures(recorder.samples, sent, start_wall_ms, produce_s, opts)
+    figures = latency_figures(recorder.samples, paced, opts)
     figures["drain_after_last_send_s"] = done - produced_at
     if cpu_before is not None and cpu_after is not None:
-        figures["worker_cpu_utilisation"] = (cpu_after - cpu_before) / produce_s
+        figures["worker_cpu_utilisation"] = (cpu_after - cpu_before) / paced.seconds
     return figures
 
 
-def latency_figures(
-    samples: list[LatencySample], sent: int, start_wall_ms: float, produce_s: float, opts: Options
-) -> dict[str, Any]:
-    cutoff = start_wall_ms + opts.warmup_seconds * 1000.0
+def latency_figures(samples: list[LatencySample], paced: PacedRun, opts: Options) -> dict[str, Any]:
+    cutoff = paced.start_wall_ms + opts.warmup_seconds * 1000.0
     kept = sorted((s for s in samples if s.ts_ms >= cutoff), key=lambda s: s.ts_ms)
     end_to_end = summarize(s.received_ms - s.ts_ms for s in kept)
     fifth = max(1, len(kept) // 5)
@@ -354,8 +399,8 @@ def latency_figures(
     )
     return {
         "target_rate": opts.rate,
-        "achieved_rate": sent / produce_s,
-        "events_sent": sent,
+        "achieved_rate": paced.rate,
+        "events_sent": paced.sent,
         "aggregates_received": len(samples),
         "warmup_s": opts.warmup_seconds,
         "samples": len(kept),
@@ -366,6 +411,10 @@ def latency_figures(
         # builds a backlog and its latency grows through the run.
         "p50_first_fifth_ms": summarize(s.received_ms - s.ts_ms for s in kept[:fifth]).get("p50"),
         "p50_last_fifth_ms": summarize(s.received_ms - s.ts_ms for s in kept[-fifth:]).get("p50"),
+        # p50/max per second of send time, warm-up included: shows stalls and backlogs.
+        "timeline_1s": timeline(
+            ((s.ts_ms - paced.start_wall_ms) / 1000.0, s.received_ms - s.ts_ms) for s in samples
+        ),
         "definition": "aggregate received by the benchmark's consumer (wall clock) minus the "
         "aggregate's ts (= the event's ts, its wall clock at send); stats_emit_every_events=1",
     }
@@ -381,7 +430,8 @@ def format_table(results: dict[str, Any]) -> str:
         rows.append((f"-- {title}", ""))
 
     def row(name: str, value: Any, fmt: str = "{:,.0f}", unit: str = "") -> None:
-        text = "n/a" if value is None else fmt.format(value)
+        missing = value is None or (isinstance(value, tuple) and None in value)
+        text = "n/a" if missing else fmt.format(value)
         rows.append((f"   {name}", f"{text} {unit}".rstrip()))
 
     opts = results["options"]
@@ -405,6 +455,17 @@ def format_table(results: dict[str, Any]) -> str:
         row("time", w["seconds"], "{:.2f}", "s")
         row("worker CPU", w["worker_cpu_utilisation"], "{:.0%}", "of one core")
         row("spawn -> ready", w["spawn_to_ready_s"], "{:.1f}", "s (excluded)")
+        row("ready -> fetching", w["ready_to_fetching_s"], "{:.1f}", "s (Faust recovery, included)")
+        row("events/s from fetching", w["events_per_s_from_fetching"], unit="events/s")
+    if "broker_baseline" in results:
+        base = results["broker_baseline"]
+        section(f"broker only (producer -> consumer) at {base['rate']:,.0f} events/s")
+        row(
+            "p50 / p99",
+            (base["end_to_end_ms"].get("p50"), base["end_to_end_ms"].get("p99")),
+            "{0[0]:.1f} / {0[1]:.1f}",
+            "ms",
+        )
     if "latency" in results:
         lat = results["latency"]
         e2e = lat["end_to_end_ms"]
@@ -416,16 +477,19 @@ def format_table(results: dict[str, Any]) -> str:
             row(f"{p} end to end", e2e.get(p), "{:.1f}", "ms")
         row("p50 event -> emit", lat["event_to_emit_ms"].get("p50"), "{:.1f}", "ms")
         row("p50 emit -> receive", lat["emit_to_receive_ms"].get("p50"), "{:.1f}", "ms")
-        first, last = lat["p50_first_fifth_ms"], lat["p50_last_fifth_ms"]
-        trend = (first, last) if first is not None and last is not None else None
-        row("p50 first / last fifth", trend, "{0[0]:.1f} / {0[1]:.1f}", "ms (rising: falls behind)")
+        row(
+            "p50 first / last fifth",
+            (lat["p50_first_fifth_ms"], lat["p50_last_fifth_ms"]),
+            "{0[0]:.1f} / {0[1]:.1f}",
+            "ms (rising: falls behind)",
+        )
         row("drain after last send", lat["drain_after_last_send_s"], "{:.2f}", "s")
         row("worker CPU", lat.get("worker_cpu_utilisation"), "{:.0%}", "of one core")
     for name, findings in results.get("worker_logs", {}).items():
         section(f"worker log ({name})")
         row("warning lines", findings["warnings"])
         row("error lines", findings["errors"])
-    width = max(len(name) for name, _ in rows) + 2
+    width = max(len(name) for name, value in rows if value) + 2
     return "\n".join(f"{name:<{width}}{value}" if value else name for name, value in rows)
 
 
@@ -451,6 +515,11 @@ def run_phases(
         stats_emit_interval_s=opts.emit_interval,
         **common,
     )
+    if opts.baseline_seconds > 0 and not opts.skip_latency:
+        # Created now, used later: clients then see settled partition leaders.
+        asyncio.run(
+            create_topic(broker.bootstrap_servers, baseline_topic(run_prefix), opts.partitions)
+        )
     results["produce"] = asyncio.run(phase_produce(tput, opts, run_id))
     results["raw_consumer"] = asyncio.run(phase_raw(tput, opts))
     results["worker"] = asyncio.run(phase_worker(tput, opts, workers, results["raw_consumer"]))
@@ -466,6 +535,8 @@ def run_phases(
         stats_emit_interval_s=opts.emit_interval,
         **common,
     )
+    if opts.baseline_seconds > 0:
+        results["broker_baseline"] = asyncio.run(phase_baseline(broker, run_prefix, opts, run_id))
     results["latency"] = asyncio.run(phase_latency(lat, opts, workers, run_id))
 
 

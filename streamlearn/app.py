@@ -51,6 +51,8 @@ def create_app(settings: Settings) -> faust.App:
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=settings.commit_interval_s,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
         stream_buffer_maxsize=max(4 * settings.batch_max_events, 4096),
         producer_linger=0.005,
         producer_max_batch_size=256 * 1024,

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import csv
 import gzip
+import json
 import os
 import shutil
 import signal
@@ -134,8 +135,9 @@ async def _delete_topics(settings: Settings) -> None:
 def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     for name, value in settings.model_dump(mode="json").items():
-        if value is not None and not isinstance(value, dict | list):
-            env[f"STREAMLEARN_{name.upper()}"] = str(value)
+        if value is not None:
+            text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+            env[f"STREAMLEARN_{name.upper()}"] = text
     env.pop("STREAMLEARN_CONFIG", None)
     log = log_path.open("wb")
     return subprocess.Popen(

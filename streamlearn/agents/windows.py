@@ -41,6 +41,7 @@ class WindowsComponent:
         self.lateness_ms = settings.window_lateness_ms  # inside Watermark
         self.grace_ms = settings.window_grace_ms
         self.idle_timeout_s = settings.window_idle_timeout_s
+        self.source_idle_timeout_s = settings.window_source_idle_timeout_s
         self.partitions = settings.topic_partitions
         self.keyed_topic = topics.keyed.get_topic_name()
         self.events_topic = topics.events.get_topic_name()
@@ -179,13 +180,14 @@ class WindowsComponent:
             self._close_due(partition, None)
         if idle:
             self.cache.flush()
+        self.metrics.windows_open.set(self.open_windows())
 
     def on_rebalance(self) -> None:
         self._reset()
 
     # --- state loading ----------------------------------------------------------------
     def _load_watermark(self, partition: int, source: EventT, now_s: float) -> Watermark:
-        tracker = Watermark(self.lateness_ms, self.idle_timeout_s)
+        tracker = Watermark(self.lateness_ms, self.source_idle_timeout_s)
         with as_current_event(source):
             tracker.load(self.watermarks.get(b"%d" % partition), now_s)
         self.watermark[partition] = tracker

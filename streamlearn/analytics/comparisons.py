@@ -289,7 +289,10 @@ def _contingency_table(table: Any, func: str) -> np.ndarray:
     try:
         arr = np.asarray(table, dtype=float)
     except (TypeError, ValueError) as exc:
-        raise AnalysisError(f"{func}: the table must hold numeric counts ({exc})") from None
+        raise AnalysisError(
+            f"{func}: the table must hold numeric counts ({exc}); "
+            "pass two label sequences as two arguments"
+        ) from None
     if arr.ndim != 2:
         raise AnalysisError(
             f"{func}: the contingency table must be 2-D, got shape {arr.shape} "

@@ -100,6 +100,13 @@ class Settings(BaseSettings):
         10.0, ge=0, description="...and at least every T seconds while it changes (0: off)."
     )
     commit_interval_s: float = Field(1.0, gt=0, le=600)
+    broker_session_timeout_s: float = Field(
+        30.0,
+        ge=6,
+        le=3600,
+        description="A worker that stops heartbeating (crash, kill -9) loses its partitions "
+        "after this long.",
+    )
 
     # --- event-time windows -------------------------------------------------------
     windows: Annotated[tuple[str, ...], NoDecode] = Field(
@@ -115,6 +122,13 @@ class Settings(BaseSettings):
     )
     window_idle_timeout_s: float = Field(
         30.0, gt=0, description="A partition without events this long closes its open windows."
+    )
+    window_source_idle_timeout_s: float = Field(
+        300.0,
+        gt=0,
+        description="An events-topic partition silent this long stops holding the watermark "
+        "back. Long on purpose: during catch-up after a restart one partition can be read "
+        "later than another, and its events must not turn late.",
     )
     store: Literal["rocksdb", "memory"] = "rocksdb"
     data_dir: Path = Field(default_factory=default_data_dir)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
@@ -39,6 +39,12 @@ class Metrics:
             "streamlearn_state_scan_seconds",
             "Time to index a component's state after partitions were assigned.",
             buckets=(0.001, 0.01, 0.1, 0.5, 1, 5, 30),
+            registry=self.registry,
+        )
+
+        self.windows_open = Gauge(
+            "streamlearn_windows_open",
+            "Open event-time windows held in state on this worker (per key x value x spec).",
             registry=self.registry,
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -36,6 +37,7 @@ def unique_settings(bootstrap: str, tmp_path: Path, **overrides: Any) -> Setting
         "stats_emit_every_events": 500,
         "stats_emit_interval_s": 1.0,
         "commit_interval_s": 0.5,
+        "broker_session_timeout_s": 10.0,
     }
     values.update(overrides)
     return load_settings(**values)
@@ -45,7 +47,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")}
     for name, value in settings.model_dump(mode="json").items():
         if value is not None:
-            env[f"STREAMLEARN_{name.upper()}"] = str(value)
+            text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+            env[f"STREAMLEARN_{name.upper()}"] = text
     return env
 
 

@@ -90,12 +90,16 @@ class WindowStats:
     def update(self, x: float, ts_ms: int) -> None:
         """Apply one finite value ``x`` of an event at ``ts_ms``.
 
+        A NaN or infinite ``x`` raises (``ValueError``/``OverflowError``) and changes
+        nothing; ingest validation already rejects them.
+
         Examples
         --------
         >>> w = WindowStats(); w.update(2.0, 10); w.update(4.0, 5)
         >>> w.count, w.first, w.last
         (2, 4.0, 2.0)
         """
+        self.sketch.add(x)  # first: it rejects NaN and infinities before anything changes
         self.running.update(x)
         self.sum += x
         if ts_ms < self.first_ts:
@@ -104,7 +108,6 @@ class WindowStats:
         if ts_ms >= self.last_ts:
             self.last_ts = ts_ms
             self.last = x
-        self.sketch.add(x)
 
     def merge(self, other: WindowStats) -> WindowStats:
         """A **new** accumulator equal to applying ``self``'s events, then ``other``'s.

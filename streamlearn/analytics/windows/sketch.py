@@ -24,9 +24,11 @@ returned as ``±sys.float_info.max``, which still satisfies the bound.
 a value whose key is lower goes to the lowest kept key, and raising the top folds the
 buckets that fall out into it. "Lowest" means smallest ``|x|``: the keys nearest zero
 collapse, so the tails (p95/p99 of positive data, p1 of negative data) keep the bound
-while quantiles inside the collapsed range over-estimate ``|x|``. At ``a = 0.01``
-2048 keys span a ratio ``gamma**2048 ~ 6e17`` between the largest and smallest
-``|x|`` of a sign, so real data practically never collapses. Because each value ends in
+while quantiles inside the collapsed range over-estimate ``|x|``. ``max_buckets``
+keys span a ratio ``gamma**max_buckets ~ exp(2 * a * max_buckets)`` between the largest
+and smallest ``|x|`` of a sign: ``6e17`` at the defaults, so real data practically never
+collapses; but only ``~60`` at ``a = 0.001`` with 2048 buckets: raise ``max_buckets``
+when lowering ``a``. Because each value ends in
 bucket ``max(k, top - max_buckets + 1)`` with ``top`` the highest key of the whole
 stream, the final state does not depend on the order of the values, and
 ``a.merge(b)`` equals the sketch fed both streams **exactly, collapse or not**.
@@ -57,10 +59,13 @@ import sys
 from bisect import bisect_right
 from collections.abc import Sequence
 from functools import lru_cache
+from itertools import accumulate, chain
+from operator import sub
 
 __all__ = ["QuantileSketch"]
 
 _NO_KEY = -(2**62)  # "highest key seen" of an empty store
+_EMPTY_MIN = 2**62  # "lowest key present" of an empty store
 _MAX_FLOAT = sys.float_info.max
 
 
@@ -78,23 +83,32 @@ def _fold(store: dict[int, int], lowest: int) -> None:
         store[lowest] = store.get(lowest, 0) + sum(store.pop(k) for k in below)
 
 
+def _bounds(store: dict[int, int], limit: int) -> tuple[int, int, int]:
+    """(top, low, min) keys of a store after folding what lies below ``top - limit``."""
+    if not store:
+        return _NO_KEY, _NO_KEY - limit + 1, _EMPTY_MIN
+    top = max(store)
+    low = top - limit + 1
+    lowest = min(store)
+    if lowest < low:
+        _fold(store, low)
+        lowest = low
+    return top, low, lowest
+
+
 def _flat(store: dict[int, int]) -> list[int]:
-    out: list[int] = []
-    previous = 0
-    for k in sorted(store):
-        out.append(k - previous)
-        out.append(store[k])
-        previous = k
+    """``[k0, c0, k1 - k0, c1, ...]``, keys ascending."""
+    if not store:
+        return []
+    keys = sorted(store)
+    out = [0] * (2 * len(keys))
+    out[0::2] = map(sub, keys, [0, *keys])
+    out[1::2] = map(store.__getitem__, keys)
     return out
 
 
 def _unflat(data: Sequence[int]) -> dict[int, int]:
-    store: dict[int, int] = {}
-    k = 0
-    for i in range(0, len(data), 2):
-        k += int(data[i])
-        store[k] = int(data[i + 1])
-    return store
+    return dict(zip(accumulate(data[0::2]), data[1::2], strict=True))
 
 
 class QuantileSketch:
@@ -143,8 +157,10 @@ class QuantileSketch:
         "_ln_one_minus_a",
         "_mult",
         "_neg_low",
+        "_neg_min",
         "_neg_top",
         "_pos_low",
+        "_pos_min",
         "_pos_top",
         "count",
         "max_buckets",
@@ -166,11 +182,15 @@ class QuantileSketch:
         self.zero = 0
         self.pos: dict[int, int] = {}
         self.neg: dict[int, int] = {}
+        # Per store: highest key seen, lowest key kept (top - max_buckets + 1), and the
+        # lowest key present, so that a new top folds only when something falls out.
         self._pos_top = self._neg_top = _NO_KEY
         self._pos_low = self._neg_low = _NO_KEY - max_buckets + 1
+        self._pos_min = self._neg_min = _EMPTY_MIN
 
     def add(self, x: float) -> None:
-        """Add one finite value (NaN and infinities are not supported).
+        """Add one finite value; NaN raises ``ValueError``, infinity ``OverflowError``
+        (and neither changes the sketch).
 
         Examples
         --------
@@ -178,29 +198,47 @@ class QuantileSketch:
         >>> s.count, s.zero, len(s.pos), len(s.neg)
         (3, 1, 1, 1)
         """
-        self.count += 1
         if x > 0.0:
-            k = math.ceil(math.log(x) * self._mult)
+            k = math.ceil(math.log(x) * self._mult)  # OverflowError for inf: nothing changed
             if k > self._pos_top:
                 self._pos_top = k
-                self._pos_low = k - self.max_buckets + 1
-                _fold(self.pos, self._pos_low)
+                self._pos_low = low = k - self.max_buckets + 1
+                if self._pos_min < low:
+                    _fold(self.pos, low)
+                    self._pos_min = low
             elif k < self._pos_low:
                 k = self._pos_low
             store = self.pos
+            c = store.get(k)
+            if c is None:
+                store[k] = 1
+                if k < self._pos_min:
+                    self._pos_min = k
+            else:
+                store[k] = c + 1
         elif x < 0.0:
             k = math.ceil(math.log(-x) * self._mult)
             if k > self._neg_top:
                 self._neg_top = k
-                self._neg_low = k - self.max_buckets + 1
-                _fold(self.neg, self._neg_low)
+                self._neg_low = low = k - self.max_buckets + 1
+                if self._neg_min < low:
+                    _fold(self.neg, low)
+                    self._neg_min = low
             elif k < self._neg_low:
                 k = self._neg_low
             store = self.neg
-        else:
+            c = store.get(k)
+            if c is None:
+                store[k] = 1
+                if k < self._neg_min:
+                    self._neg_min = k
+            else:
+                store[k] = c + 1
+        elif x == 0.0:
             self.zero += 1
-            return
-        store[k] = store.get(k, 0) + 1
+        else:
+            raise ValueError(f"cannot add {x!r} to a quantile sketch")
+        self.count += 1
 
     def _value(self, k: int) -> float:
         """Representative of bucket ``k``: 2 gamma**k / (gamma + 1) = gamma**k (1 - a)."""
@@ -241,32 +279,26 @@ class QuantileSketch:
         n = self.count
         if n == 0:
             return [None] * len(qs)
-        # Buckets in ascending value order: negatives by descending |x| key, zero, positives.
-        ends: list[int] = []
-        keys: list[int] = []
-        signs: list[int] = []
-        total = 0
+        # Buckets in ascending value order: negatives by descending |x| key, the zeros,
+        # positives by ascending key; ``ends`` holds the cumulative counts.
         neg, pos = self.neg, self.pos
-        for k in sorted(neg, reverse=True):
-            total += neg[k]
-            ends.append(total)
-            keys.append(k)
-            signs.append(-1)
-        if self.zero:
-            total += self.zero
-            ends.append(total)
-            keys.append(0)
-            signs.append(0)
-        for k in sorted(pos):
-            total += pos[k]
-            ends.append(total)
-            keys.append(k)
-            signs.append(1)
+        neg_keys = sorted(neg, reverse=True)
+        pos_keys = sorted(pos)
+        ends = list(
+            accumulate(
+                chain(map(neg.__getitem__, neg_keys), (self.zero,), map(pos.__getitem__, pos_keys))
+            )
+        )
+        n_neg = len(neg_keys)
         out: list[float | None] = []
         for q in qs:
-            i = bisect_right(ends, math.floor(q * (n - 1)))
-            sign = signs[i]
-            out.append(0.0 if sign == 0 else sign * self._value(keys[i]))
+            i = bisect_right(ends, math.floor(q * (n - 1)))  # first bucket ending past the rank
+            if i < n_neg:
+                out.append(-self._value(neg_keys[i]))
+            elif i == n_neg:
+                out.append(0.0)
+            else:
+                out.append(self._value(pos_keys[i - n_neg - 1]))
         return out
 
     def quantile(self, q: float) -> float | None:
@@ -316,13 +348,10 @@ class QuantileSketch:
         return out
 
     def _reset_bounds(self) -> None:
-        """Top/low keys from the stores, folding anything below the low key."""
-        self._pos_top = max(self.pos) if self.pos else _NO_KEY
-        self._pos_low = self._pos_top - self.max_buckets + 1
-        _fold(self.pos, self._pos_low)
-        self._neg_top = max(self.neg) if self.neg else _NO_KEY
-        self._neg_low = self._neg_top - self.max_buckets + 1
-        _fold(self.neg, self._neg_low)
+        """Top/low/min keys from the stores, folding anything below the low key."""
+        limit = self.max_buckets
+        self._pos_top, self._pos_low, self._pos_min = _bounds(self.pos, limit)
+        self._neg_top, self._neg_low, self._neg_min = _bounds(self.neg, limit)
 
     def copy(self) -> QuantileSketch:
         """An independent copy.
@@ -367,11 +396,11 @@ class QuantileSketch:
         >>> QuantileSketch.from_list([0.01, 2048, 1, [0, 2, 21, 1], []]).count
         4
         """
-        out = cls(float(data[0]), int(data[1]))
-        out.zero = int(data[2])
-        out.pos = _unflat(data[3])
-        out.neg = _unflat(data[4])
-        out.count = out.zero + sum(out.pos.values()) + sum(out.neg.values())
+        out = cls(data[0], data[1])
+        out.zero = data[2]
+        pos = out.pos = _unflat(data[3])
+        neg = out.neg = _unflat(data[4])  # a written state is already folded
+        out.count = out.zero + sum(pos.values()) + sum(neg.values())
         out._reset_bounds()
         return out
 

@@ -36,6 +36,7 @@ __all__ = ["WindowSpec", "parse_duration_ms", "window_id", "window_starts"]
 _UNITS_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d)")
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*")  # what quote(safe="") keeps
 
 
 def parse_duration_ms(text: str) -> int:
@@ -152,7 +153,11 @@ def window_id(key: str, value_name: str, spec_name: str, start_ms: int) -> str:
     >>> window_id("a:b/c", "t ü", "hopping-5m-1m", 0)
     'a%3Ab%2Fc:t%20%C3%BC:hopping-5m-1m:0'
     """
-    return f"{quote(key, safe='')}:{quote(value_name, safe='')}:{quote(spec_name, safe='')}:{int(start_ms)}"
+    return f"{_enc(key)}:{_enc(value_name)}:{_enc(spec_name)}:{int(start_ms)}"
+
+
+def _enc(text: str) -> str:
+    return text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
 
 
 @dataclass(frozen=True, slots=True)
