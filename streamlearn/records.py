@@ -88,6 +88,7 @@ class ValueStats:
     std: float
     min: float
     max: float
+    ewma: float
 
 
 @dataclass(slots=True)

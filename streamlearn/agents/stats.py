@@ -8,6 +8,7 @@ from faust.types import EventT
 from streamlearn.config import Settings
 from streamlearn.records import Event
 from streamlearn.tables import KeyStats, StateCache
+from streamlearn.tables.keystats import StatsOptions
 from streamlearn.topics import Topics
 from streamlearn.web.metrics import Metrics
 
@@ -23,14 +24,24 @@ class StatsComponent:
             value_type=bytes,
             help="Running statistics per key (KeyStats), with offset marks.",
         )
+        self.options = StatsOptions(
+            ewma_half_life_ms=settings.stats_ewma_half_life_ms,
+            max_pair_values=settings.stats_correlation_max_values,
+        )
         self.cache: StateCache[KeyStats] = StateCache(
-            self.table, decode=KeyStats.from_bytes, encode=KeyStats.to_bytes, factory=KeyStats
+            self.table,
+            decode=self.decode,
+            encode=KeyStats.to_bytes,
+            factory=lambda: KeyStats(self.options),
         )
         self.every = settings.stats_emit_every_events
         self.interval = settings.stats_emit_interval_s
         self.aggregates = topics.aggregates
         self.out = metrics.events_out.labels(topic=topics.aggregates.get_topic_name())
         self.replays = metrics.replayed_skipped.labels(agent="stats")
+
+    def decode(self, raw: bytes) -> KeyStats:
+        return KeyStats.from_bytes(raw, self.options)
 
     def emit(self, key: str, state: KeyStats, now_s: float) -> None:
         record = state.aggregate(key, now_s)

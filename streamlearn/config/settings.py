@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     stats_emit_interval_s: float = Field(
         10.0, ge=0, description="...and at least every T seconds while it changes (0: off)."
     )
+    stats_ewma_half_life_ms: int = Field(
+        60_000, gt=0, description="Half-life (event time) of the per-value EWMA."
+    )
+    stats_correlation_max_values: int = Field(
+        8, ge=0, le=64, description="Correlate value pairs of keys with at most this many values."
+    )
     commit_interval_s: float = Field(1.0, gt=0, le=600)
     broker_session_timeout_s: float = Field(
         30.0,

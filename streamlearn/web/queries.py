@@ -26,6 +26,10 @@ AGGREGATIONS = ("mean", "sum", "count", "min", "max", "p50", "p95", "p99", "std"
 DAY_MS = 86_400_000
 
 
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
 class LocalQueries:
     """Reads the stats, windows and series state of the keys this worker owns."""
 
@@ -42,7 +46,7 @@ class LocalQueries:
             raw = stats.table.get(key.encode())
             if raw is None:
                 raise NotFound(f"unknown key {key!r}")
-            state = KeyStats.from_bytes(raw)
+            state = stats.decode(raw)
         return state
 
     def key_windows(self, key: str) -> KeyWindows:
@@ -64,7 +68,9 @@ class LocalQueries:
         return {
             "key": key,
             "events": state.events,
+            "first_ts": state.first_ts,
             "last_ts": state.last_ts,
+            "rate_per_s": state.rate_per_s,
             "values": {
                 name: {
                     "count": s.count,
@@ -73,9 +79,19 @@ class LocalQueries:
                     "std": s.std,
                     "min": s.min,
                     "max": s.max,
+                    "ewma": _finite(state.ewma[name].mean),
                 }
                 for name, s in sorted(state.values.items())
             },
+            "correlations": {
+                name: {
+                    "n": p.n,
+                    "covariance": _finite(p.covariance),
+                    "pearson_r": _finite(p.correlation),
+                }
+                for name, p in sorted(state.pairs.items())
+            },
+            "attrs": state.attrs,
         }
 
     def _series_args(
