@@ -26,6 +26,7 @@ class Worker:
 
 def build_worker(settings: Settings) -> Worker:
     """A fully wired, not yet started, worker for ``settings``."""
+    from streamlearn.web.analysis_api import register_analysis_api
     from streamlearn.web.api import register_api
     from streamlearn.web.views import register_views
 
@@ -40,5 +41,6 @@ def build_worker(settings: Settings) -> Worker:
         settings=settings, app=app, topics=topics, metrics=metrics, stats=stats, windows=windows
     )
     register_views(app, worker)
-    register_api(app, worker)
+    queries = register_api(app, worker)
+    register_analysis_api(app, worker, queries)
     return worker
