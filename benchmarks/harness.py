@@ -90,11 +90,12 @@ class Broker:
 
     url: str
     own: bool
-    _local: Any = None
 
     @property
     def bootstrap_servers(self) -> str:
-        return load_settings(broker_url=self.url).bootstrap_servers
+        """``host:port,...`` for aiokafka clients (the url may list several, ``;``-separated)."""
+        parts = self.url.replace(",", ";").split(";")
+        return ",".join(p.strip().removeprefix("kafka://") for p in parts if p.strip())
 
 
 @contextlib.contextmanager
@@ -120,7 +121,7 @@ def benchmark_broker(tmp_dir: Path) -> Iterator[Broker]:
     try:
         broker.start(timeout_s=180)
         log(f"broker ready in {time.monotonic() - started:.1f} s")
-        yield Broker(url=f"kafka://{broker.bootstrap_servers}", own=True, _local=broker)
+        yield Broker(url=f"kafka://{broker.bootstrap_servers}", own=True)
     finally:
         if broker.stop(timeout_s=30):
             log("private broker stopped")

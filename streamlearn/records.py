@@ -47,6 +47,8 @@ class Event:
     src_offset: int
     label: Label | None = None
     attrs: dict[str, str] | None = None
+    #: partitions of the events topic (0: unknown); the watermark waits for all of them
+    src_partitions: int = 0
 
     def to_keyed(self) -> bytes:
         """Compact form for the internal keyed topic."""
@@ -55,7 +57,7 @@ class Event:
             "key": self.key,
             "ts": self.ts_ms,
             "values": self.values,
-            "src": (self.src_partition, self.src_offset),
+            "src": (self.src_partition, self.src_offset, self.src_partitions),
         }
         if self.label is not None:
             doc["label"] = self.label
@@ -66,7 +68,7 @@ class Event:
     @classmethod
     def from_keyed(cls, raw: bytes) -> Event:
         doc = orjson.loads(raw)
-        partition, offset = doc["src"]
+        partition, offset, partitions = doc["src"]
         return cls(
             key=doc["key"],
             ts_ms=doc["ts"],
@@ -76,6 +78,7 @@ class Event:
             src_offset=offset,
             label=doc.get("label"),
             attrs=doc.get("attrs"),
+            src_partitions=partitions,
         )
 
 

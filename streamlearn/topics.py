@@ -100,5 +100,20 @@ async def _wait_for_leaders(
         await asyncio.sleep(0.1)
 
 
+async def partition_count(settings: Settings, topic: str, timeout_s: float = 30.0) -> int:
+    """How many partitions ``topic`` has (0 when it does not exist)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        request_timeout_ms=int(timeout_s * 1000),
+        **settings.kafka_client_options(),
+    )
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+        return len(described["partitions"]) if described["error_code"] == 0 else 0
+    finally:
+        await admin.close()
+
+
 def ensure_topics_sync(settings: Settings, timeout_s: float = 30.0) -> list[str]:
     return asyncio.run(ensure_topics(settings, timeout_s))

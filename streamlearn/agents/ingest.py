@@ -8,7 +8,7 @@ import faust
 
 from streamlearn.config import Settings
 from streamlearn.records import DeadLetter
-from streamlearn.topics import Topics
+from streamlearn.topics import Topics, partition_count
 from streamlearn.validation import InvalidEvent, parse_event
 from streamlearn.web.metrics import Metrics
 
@@ -24,6 +24,8 @@ def register_ingest(app: faust.App, settings: Settings, topics: Topics, metrics:
     # flight, and a crash then loses it (faust-streaming #606).
     @app.agent(topics.events, name="streamlearn.ingest", concurrency=1)
     async def ingest(stream: faust.StreamT) -> None:
+        # The windows' watermark waits until it has heard from every source partition.
+        source_partitions = await partition_count(settings, topics.events.get_topic_name())
         async for event in stream.events():
             message = event.message
             events_in.inc()
@@ -47,6 +49,7 @@ def register_ingest(app: faust.App, settings: Settings, topics: Topics, metrics:
                 )
                 metrics.dead_letters.labels(reason=exc.code.value).inc()
                 continue
+            parsed.src_partitions = source_partitions
             keyed.send_soon(key=parsed.key.encode(), value=parsed.to_keyed())
             keyed_out.inc()
 

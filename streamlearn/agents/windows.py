@@ -99,7 +99,7 @@ class WindowsComponent:
         tracker = self.watermark.get(partition)
         if tracker is None:
             tracker = self._load_watermark(partition, source, now_s)
-        tracker.observe(event.src_partition, event.ts_ms, now_s)
+        tracker.observe(event.src_partition, event.ts_ms, now_s, event.src_partitions)
         watermark = tracker.current(now_s)
         self.changed_watermarks.add(partition)
         self.last_event_s[partition] = now_s
@@ -187,7 +187,7 @@ class WindowsComponent:
 
     # --- state loading ----------------------------------------------------------------
     def _load_watermark(self, partition: int, source: EventT, now_s: float) -> Watermark:
-        tracker = Watermark(self.lateness_ms, self.source_idle_timeout_s)
+        tracker = Watermark(self.lateness_ms, self.source_idle_timeout_s, started_s=now_s)
         with as_current_event(source):
             tracker.load(self.watermarks.get(b"%d" % partition), now_s)
         self.watermark[partition] = tracker

@@ -20,28 +20,40 @@ class Watermark:
     Examples
     --------
     >>> wm = Watermark(lateness_ms=100, idle_timeout_s=30)
-    >>> wm.observe(0, 1_000, now_s=0.0); wm.observe(1, 5_000, now_s=0.0)
+    >>> wm.observe(1, 5_000, now_s=0.0, sources=2)
+    >>> wm.current(now_s=1.0) < 0  # source 0 not heard from yet
+    True
+    >>> wm.observe(0, 1_000, now_s=0.0)
     >>> wm.current(now_s=1.0)   # held back by source 0
     900
     >>> wm.current(now_s=31.0)  # ... until both are idle: then the highest counts
     4900
     """
 
-    __slots__ = ("idle_timeout_s", "last_seen_s", "lateness_ms", "max_ts")
+    __slots__ = ("idle_timeout_s", "last_seen_s", "lateness_ms", "max_ts", "sources", "started_s")
 
-    def __init__(self, lateness_ms: int, idle_timeout_s: float) -> None:
+    def __init__(self, lateness_ms: int, idle_timeout_s: float, started_s: float = 0.0) -> None:
         self.lateness_ms = lateness_ms
         self.idle_timeout_s = idle_timeout_s
         self.max_ts: dict[int, int] = {}
         self.last_seen_s: dict[int, float] = {}
+        #: how many source partitions exist (0: unknown); unheard ones hold the watermark
+        self.sources = 0
+        self.started_s = started_s
 
-    def observe(self, source_partition: int, ts_ms: int, now_s: float) -> None:
+    def observe(self, source_partition: int, ts_ms: int, now_s: float, sources: int = 0) -> None:
         if ts_ms > self.max_ts.get(source_partition, NO_WATERMARK):
             self.max_ts[source_partition] = ts_ms
         self.last_seen_s[source_partition] = now_s
+        if sources > self.sources:
+            self.sources = sources
 
     def current(self, now_s: float) -> int:
         if not self.max_ts:
+            return NO_WATERMARK
+        # A backlog is read one partition ahead of another: until every source has been
+        # heard from (or the idle timeout passed), an unheard one may still hold old events.
+        if len(self.max_ts) < self.sources and now_s - self.started_s < self.idle_timeout_s:
             return NO_WATERMARK
         active = [
             ts
