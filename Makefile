@@ -46,6 +46,7 @@ integration: venv system-deps jars
 
 bench: venv jars
 	$(PY) benchmarks/throughput.py $(ARGS)
+	$(PY) benchmarks/query_api.py
 
 # Full-size fault tests: 200,000 events, three kill -9s (make test runs a smaller size).
 chaos: venv system-deps jars

@@ -7,6 +7,7 @@ import socket
 import faust
 
 from streamlearn.config import Settings
+from streamlearn.transport import transport_for
 
 
 def broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
@@ -38,7 +39,7 @@ def advertised_host(settings: Settings) -> str:
 def create_app(settings: Settings) -> faust.App:
     """A configured, not yet started, faust.App for ``settings``."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    app = faust.App(
         settings.app_id,
         broker=settings.faust_broker,
         broker_credentials=broker_credentials(settings),
@@ -69,3 +70,6 @@ def create_app(settings: Settings) -> faust.App:
         autodiscover=False,
         loghandlers=None,
     )
+    # Before anything declares a topic (that creates the default transport).
+    app.transport = transport_for(app, settings.consumer_fetch_max_wait_ms)
+    return app

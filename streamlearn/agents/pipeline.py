@@ -6,6 +6,7 @@ parses each keyed record once and hands it to each component in turn.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -16,6 +17,8 @@ from faust.types import EventT
 from streamlearn.config import Settings
 from streamlearn.records import Event
 from streamlearn.topics import Topics
+
+logger = logging.getLogger(__name__)
 
 
 class Component(Protocol):
@@ -54,7 +57,12 @@ def register_pipeline(
     async def tick() -> None:
         now_s = time.time()
         for component in components:
-            component.on_timer(now_s)
+            try:
+                component.on_timer(now_s)
+            except Exception:
+                # A timer that raises would crash the whole worker (mode stops the app):
+                # log it and try again next tick.
+                logger.exception("%s.on_timer failed", type(component).__name__)
 
     @app.on_partitions_revoked.connect
     async def _revoked(app: Any, revoked: Any, **kwargs: Any) -> None:

@@ -8,6 +8,7 @@ with no events for ``window_idle_timeout_s`` closes all its open windows.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 
@@ -20,11 +21,13 @@ from streamlearn.config import Settings
 from streamlearn.records import DeadLetter, ErrorCode, Event
 from streamlearn.tables import StateCache
 from streamlearn.tables.context import PartitionEvent, as_current_event
-from streamlearn.tables.series import SeriesStore
+from streamlearn.tables.series import SEP, SeriesStore
 from streamlearn.tables.watermark import Watermark
 from streamlearn.tables.windows import APPLIED, LATE, KeyWindows
 from streamlearn.topics import Topics
 from streamlearn.web.metrics import Metrics
+
+logger = logging.getLogger(__name__)
 
 
 def partition_for_key(key: str, partitions: int) -> int:
@@ -41,6 +44,10 @@ class WindowsComponent:
         self.lateness_ms = settings.window_lateness_ms  # inside Watermark
         self.grace_ms = settings.window_grace_ms
         self.idle_timeout_s = settings.window_idle_timeout_s
+        self.retention_ms = settings.series_retention_ms
+        self.retention_check_s = settings.series_retention_check_s
+        self._logged_waiting_at = -1e9
+        self.next_retention_s = 0.0
         self.source_idle_timeout_s = settings.window_source_idle_timeout_s
         self.partitions = settings.topic_partitions
         self.keyed_topic = topics.keyed.get_topic_name()
@@ -176,11 +183,36 @@ class WindowsComponent:
             for p, last in self.last_event_s.items()
             if now_s - last >= self.idle_timeout_s and self.due.get(p)
         ]
+        # No events for a while is not idleness while a backlog waits: after a restart
+        # the ingest agent can drain the events topic for many seconds before the keyed
+        # topic gets a turn. Close idle windows only when this worker has read everything.
+        if idle and not self._caught_up():
+            idle = []
         for partition in idle:
             self._close_due(partition, None)
         if idle:
             self.cache.flush()
         self.metrics.windows_open.set(self.open_windows())
+        if now_s >= self.next_retention_s:
+            self.next_retention_s = now_s + self.retention_check_s
+            self.expire_series(now_s)
+
+    def expire_series(self, now_s: float) -> int:
+        """Delete closed windows older than the retention (event time, per partition)."""
+        horizon = {p: t.current(now_s) - self.retention_ms for p, t in self.watermark.items()}
+        doomed = []
+        for _, raw_key, _ in self.series.entries():
+            parts = raw_key.split(SEP)
+            if len(parts) != 4 or not parts[3].isdigit():
+                continue  # the store's own bookkeeping (e.g. Faust's persisted offsets)
+            key = parts[0].decode()
+            partition = partition_for_key(key, self.partitions)
+            start = int(parts[3])
+            if partition in horizon and start < horizon[partition]:
+                doomed.append((partition, raw_key))
+        for partition, raw_key in doomed:
+            self.series.delete(partition, raw_key)
+        return len(doomed)
 
     def on_rebalance(self) -> None:
         self._reset()
@@ -210,6 +242,34 @@ class WindowsComponent:
                 self.last_event_s.setdefault(partition, now_s)
                 self.cache.put(key, state)
         self.metrics.state_scan_seconds.observe(time.monotonic() - started)
+
+    def _caught_up(self) -> bool:
+        """True when this worker has read every record of its events and keyed partitions."""
+        consumer = self.app.consumer
+        topics = {self.events_topic, self.keyed_topic}
+        try:
+            for tp in self.app.assignor.assigned_actives():
+                if tp.topic not in topics:
+                    continue
+                highwater = consumer.highwater(tp)
+                if highwater is None:
+                    return False
+                # Faust's read and committed positions (its monitor reads the same maps).
+                read = consumer._read_offset.get(tp)
+                committed = consumer._committed_offset.get(tp)
+                position = max(read + 1 if read is not None else 0, committed or 0)
+                if position < highwater:
+                    self._log_waiting(f"{tp.topic}:{tp.partition} at {position} of {highwater}")
+                    return False
+        except Exception:  # consumer not started or rebalancing: not idle yet
+            return False
+        return True
+
+    def _log_waiting(self, where: str) -> None:
+        now = time.monotonic()
+        if now - self._logged_waiting_at >= 60:
+            self._logged_waiting_at = now
+            logger.info("idle partitions keep their windows open: still reading %s", where)
 
     def open_windows(self) -> int:
         return sum(state.open_windows() for _, state in self.cache.items())

@@ -106,6 +106,12 @@ class Settings(BaseSettings):
         8, ge=0, le=64, description="Correlate value pairs of keys with at most this many values."
     )
     commit_interval_s: float = Field(1.0, gt=0, le=600)
+    consumer_fetch_max_wait_ms: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="Longest a fetch waits for data; bounds the delay of each topic hop.",
+    )
     broker_session_timeout_s: float = Field(
         30.0,
         ge=6,
@@ -153,6 +159,9 @@ class Settings(BaseSettings):
     )
     series_retention_ms: int = Field(
         7 * 86_400_000, gt=0, description="Closed windows are kept this long (event time)."
+    )
+    series_retention_check_s: float = Field(
+        300.0, gt=0, description="How often expired closed windows are deleted."
     )
     api_token: SecretStr | None = Field(None, description="Bearer token for mutating endpoints.")
 

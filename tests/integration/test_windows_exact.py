@@ -235,3 +235,43 @@ def test_windows_keep_expiring_after_restart(kafka_broker, tmp_path: Path) -> No
         worker.stop()
     assert compare(expected, final_windows(records)) == []
     assert agent_trouble(worker.log()) == []
+
+
+def test_closed_windows_expire_from_the_series_store(kafka_broker, tmp_path: Path) -> None:
+    settings = unique_settings(
+        kafka_broker.bootstrap_servers,
+        tmp_path,
+        window_idle_timeout_s=3600.0,
+        series_retention_ms=300_000,
+        series_retention_check_s=1.0,
+        **WINDOW_SETTINGS,
+    )
+    # One event a second for 20 minutes of event time, one key.
+    events = [
+        {"key": "k", "ts": 1_700_000_000_000 + i * 1000, "values": {"x": float(i)}}
+        for i in range(1200)
+    ]
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        payloads = [(None, orjson.dumps(e)) for e in events]
+        asyncio.run(
+            produce(settings, settings.topic("events"), payloads, partition_of=lambda i: i % 4)
+        )
+        _wait(lambda: _processed(worker, len(events)))
+
+        def starts() -> list[int]:
+            body = _get(
+                worker,
+                "/api/v1/series/k?value=x&window=tumbling-1m&from=1699990000000&to=1700100000000",
+            )
+            return [w["start"] for w in body["windows"]]
+
+        # watermark = last ts - 5 s lateness; windows starting 5 min before it are gone
+        horizon = events[-1]["ts"] - 5_000 - 300_000
+        _wait(lambda: min(starts()) >= horizon - 60_000, 30)
+        kept = starts()
+    finally:
+        worker.stop()
+    assert min(kept) >= horizon - 60_000  # older windows were deleted...
+    assert min(kept) <= horizon + 60_000  # ...and only those
+    assert len(kept) >= 5

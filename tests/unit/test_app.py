@@ -53,3 +53,22 @@ def test_sasl_and_ssl_credentials() -> None:
         )
     )
     assert sasl_ssl.ssl_context is not None
+
+
+def test_consumer_fetch_wait_is_configurable(tmp_path: Path, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    from streamlearn.transport import _ConsumerThread
+
+    app = create_app(load_settings(data_dir=tmp_path, consumer_fetch_max_wait_ms=42))
+    assert app.transport.Consumer.fetch_max_wait_ms == 42
+    # Faust builds its aiokafka consumer with 1500 ms; ours overrides it afterwards.
+    built = SimpleNamespace(_fetch_max_wait_ms=1500)
+    monkeypatch.setattr(
+        AIOKafkaConsumerThread, "_create_worker_consumer", lambda self, transport: built
+    )
+    thread = _ConsumerThread.__new__(_ConsumerThread)
+    thread.fetch_max_wait_ms = 42
+    assert thread._create_worker_consumer(None)._fetch_max_wait_ms == 42
