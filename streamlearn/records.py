@@ -29,6 +29,7 @@ class ErrorCode(StrEnum):
     INVALID_TS = "invalid_ts"
     INVALID_FIELD = "invalid_field"
     LATE = "late"
+    PROCESSING_ERROR = "processing_error"
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ import faust
 from faust.types import EventT
 
 from streamlearn.config import Settings
-from streamlearn.records import Event
+from streamlearn.records import DeadLetter, ErrorCode, Event
 from streamlearn.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,18 @@ class Component(Protocol):
         """Partitions moved: forget everything cached in memory."""
 
 
+def _dead_letter(topics: Topics, source: EventT, exc: Exception) -> None:
+    message = source.message
+    letter = DeadLetter(
+        ErrorCode.PROCESSING_ERROR,
+        f"{type(exc).__name__}: {exc}"[:500],
+        message.topic,
+        message.partition,
+        message.offset,
+    )
+    topics.deadletter.send_soon(key=message.key, value=message.value, headers=letter.headers())
+
+
 def register_pipeline(
     app: faust.App, settings: Settings, topics: Topics, components: Sequence[Component]
 ) -> Any:
@@ -45,9 +57,14 @@ def register_pipeline(
         async for batch in stream.take_events(settings.batch_max_events, settings.batch_within_s):
             now_s = time.time()
             for source in batch:
-                event = Event.from_keyed(source.value)
-                for component in components:
-                    component.on_event(event, source, now_s)
+                try:
+                    event = Event.from_keyed(source.value)
+                    for component in components:
+                        component.on_event(event, source, now_s)
+                except Exception as exc:
+                    # Never a crash loop over one record: dead-letter it and go on.
+                    logger.exception("could not process a keyed record")
+                    _dead_letter(topics, source, exc)
             # Before take_events acks the batch: Faust flushes these changelog writes
             # ahead of the offset commit.
             for component in components:

@@ -132,3 +132,33 @@ def test_valid_counted_exactly_and_invalid_dead_lettered(kafka_broker, tmp_path:
     assert seen == bad  # the original bytes, each with the right code
 
     assert agent_trouble(worker.log()) == []
+
+
+def test_garbage_on_the_internal_topic_is_dead_lettered(kafka_broker, tmp_path: Path) -> None:
+    settings = unique_settings(kafka_broker.bootstrap_servers, tmp_path)
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        garbage = [(b"k", b"not a keyed record"), (b"k", b'{"key": "k"}')]
+        good = [(None, orjson.dumps({"key": "k", "values": {"x": float(i)}})) for i in range(10)]
+        asyncio.run(produce(settings, settings.topic("keyed"), garbage))
+        asyncio.run(produce(settings, settings.topic("events"), good))
+        dead = asyncio.run(
+            consume_until(settings, settings.topic("deadletter"), lambda r: len(r) >= 2)
+        )
+        stats = asyncio.run(
+            consume_until(
+                settings,
+                settings.topic("aggregates"),
+                lambda r: latest_stats(r).get("k", {}).get("events") == 10,
+            )
+        )
+        assert worker.proc is not None and worker.proc.poll() is None  # still running
+    finally:
+        worker.stop()
+    assert sorted(r.value for r in dead) == sorted(v for _, v in garbage)
+    for record in dead:
+        letter = DeadLetter.from_headers(record.headers)
+        assert letter.code is ErrorCode.PROCESSING_ERROR
+        assert letter.source_topic == settings.topic("keyed")
+    assert latest_stats(stats)["k"]["events"] == 10
+    assert "Restarting" not in worker.log()
