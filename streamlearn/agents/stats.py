@@ -8,6 +8,7 @@ from faust.types import EventT
 from streamlearn.config import Settings
 from streamlearn.records import Event
 from streamlearn.tables import KeyStats, StateCache
+from streamlearn.tables.context import bytes_table
 from streamlearn.tables.keystats import StatsOptions
 from streamlearn.topics import Topics
 from streamlearn.web.metrics import Metrics
@@ -17,12 +18,11 @@ class StatsComponent:
     """Keeps a :class:`KeyStats` per key in the ``stats`` table."""
 
     def __init__(self, app: faust.App, settings: Settings, topics: Topics, metrics: Metrics):
-        self.table = app.Table(
+        self.table = bytes_table(
+            app,
             "stats",
-            partitions=settings.topic_partitions,
-            key_type=bytes,
-            value_type=bytes,
-            help="Running statistics per key (KeyStats), with offset marks.",
+            settings.topic_partitions,
+            "Running statistics per key (KeyStats), with offset marks.",
         )
         self.options = StatsOptions(
             ewma_half_life_ms=settings.stats_ewma_half_life_ms,

@@ -1,9 +1,10 @@
 """Event-time windows per key and value: watermark, grace, late events, idle close.
 
-The watermark is per partition of the keyed topic: the highest event time seen there
-minus ``window_lateness_ms``. A window closes, and its one final record goes to the
-aggregates topic, when the watermark passes its end + ``window_grace_ms``; a partition
-with no events for ``window_idle_timeout_s`` closes all its open windows.
+Each keyed-topic partition has a :class:`~streamlearn.tables.watermark.Watermark` (the
+minimum over source partitions of the newest event time, minus ``window_lateness_ms``).
+A window closes, and its one final record goes to the aggregates topic and the series
+store, when the watermark passes its end + ``window_grace_ms``. A partition with no
+events for ``window_idle_timeout_s`` (and nothing left to read) closes all its windows.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from faust.types import EventT
 from streamlearn.config import Settings
 from streamlearn.records import DeadLetter, ErrorCode, Event
 from streamlearn.tables import StateCache
-from streamlearn.tables.context import PartitionEvent, as_current_event
+from streamlearn.tables.context import PartitionEvent, as_current_event, bytes_table
 from streamlearn.tables.series import SEP, SeriesStore
 from streamlearn.tables.watermark import Watermark
 from streamlearn.tables.windows import APPLIED, LATE, KeyWindows
@@ -52,28 +53,22 @@ class WindowsComponent:
         self.partitions = settings.topic_partitions
         self.keyed_topic = topics.keyed.get_topic_name()
         self.events_topic = topics.events.get_topic_name()
-        self.table = app.Table(
+        self.table = bytes_table(
+            app,
             "windows",
-            partitions=settings.topic_partitions,
-            key_type=bytes,
-            value_type=bytes,
-            help="Open event-time windows per key (KeyWindows), with offset marks.",
+            settings.topic_partitions,
+            "Open event-time windows per key (KeyWindows), with offset marks.",
         )
         # Watermark per keyed-topic partition, so late detection survives restarts.
-        self.watermarks = app.Table(
-            "watermarks",
-            partitions=settings.topic_partitions,
-            key_type=bytes,
-            value_type=bytes,
-            help="Event-time watermark per partition.",
+        self.watermarks = bytes_table(
+            app, "watermarks", settings.topic_partitions, "Event-time watermark per partition."
         )
         self.series = SeriesStore(
-            app.Table(
+            bytes_table(
+                app,
                 "series",
-                partitions=settings.topic_partitions,
-                key_type=bytes,
-                value_type=bytes,
-                help="Closed windows by key, value, spec and start (the query API's store).",
+                settings.topic_partitions,
+                "Closed windows by key, value, spec and start (the query API's store).",
             ),
             self.keyed_topic,
         )

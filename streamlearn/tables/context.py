@@ -11,6 +11,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from faust.streams import _current_event
 from faust.types import EventT
@@ -42,3 +43,12 @@ class PartitionEvent:
 
     def __init__(self, topic: str, partition: int) -> None:
         self.message = _Message(topic, partition)
+
+
+def bytes_table(app: Any, name: str, partitions: int, help: str) -> Any:
+    """A Faust table with raw-bytes keys and values, co-partitioned with the keyed topic.
+
+    Raw key bytes, exactly as on the keyed topic, keep Faust's router right: it hashes
+    the serialized table key to find the owning worker (JSON keys would hash ``"k"``).
+    """
+    return app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes, help=help)
