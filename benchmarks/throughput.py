@@ -481,7 +481,7 @@ def format_table(results: dict[str, Any]) -> str:
             "p50 first / last fifth",
             (lat["p50_first_fifth_ms"], lat["p50_last_fifth_ms"]),
             "{0[0]:.1f} / {0[1]:.1f}",
-            "ms (rising: falls behind)",
+            "ms (rising = the worker falls behind)",
         )
         row("drain after last send", lat["drain_after_last_send_s"], "{:.2f}", "s")
         row("worker CPU", lat.get("worker_cpu_utilisation"), "{:.0%}", "of one core")

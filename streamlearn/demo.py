@@ -55,42 +55,62 @@ def sp500_events() -> Iterator[Record]:
                 yield Record(ticker.encode(), orjson.dumps(event), ts_ms)
 
 
+WEEK = "tumbling-7d"
+
+
 class Summary:
     """What the live summary shows, fed by the output topics."""
 
     def __init__(self) -> None:
         self.sent = 0
-        self.aggregates = 0
+        self.stats_records = 0
+        self.windows_closed = 0
         self.dead_letters = 0
         self.latest: dict[str, dict[str, Any]] = {}
+        self.last_week: dict[str, dict[str, Any]] = {}
         self.started = time.monotonic()
 
     def on_output(self, topic_kind: str, value: bytes | None) -> None:
         if topic_kind == "deadletter":
             self.dead_letters += 1
             return
-        self.aggregates += 1
-        if value:
-            doc = orjson.loads(value)
+        if not value:
+            return
+        doc = orjson.loads(value)
+        if doc.get("kind") == "window":
+            self.windows_closed += 1
+            if doc["window"] == WEEK and doc["start"] >= self.last_week.get(doc["key"], {}).get(
+                "start", -1
+            ):
+                self.last_week[doc["key"]] = doc
+        else:
+            self.stats_records += 1
             self.latest[doc["key"]] = doc
 
     def render(self, web_url: str) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         lines = [
             f"streamlearn demo — {elapsed:5.0f} s   events sent {self.sent:,} "
-            f"({self.sent / elapsed:,.0f}/s)   aggregates {self.aggregates:,}   "
-            f"dead letters {self.dead_letters:,}",
-            f"Faust web stats: {web_url}   metrics: {web_url}metrics",
-            f"{'key':<6} {'events':>7}  {'mean %':>8} {'std %':>7} {'min %':>8} {'max %':>8}",
+            f"({self.sent / elapsed:,.0f}/s)   windows closed {self.windows_closed:,}   "
+            f"stats records {self.stats_records:,}   dead letters {self.dead_letters:,}",
+            f"Faust web stats: {web_url}   metrics: {web_url}metrics   API: {web_url}api/v1/keys",
+            f"{'key':<6} {'events':>7}  {'mean %':>8} {'std %':>7} {'min %':>8} {'max %':>8}"
+            f"   {'last closed week':<18} {'mean %':>7} {'p95 %':>7}",
         ]
         for key in sorted(self.latest):
             doc = self.latest[key]
             stats = doc["values"].get("return")
-            if stats:
-                lines.append(
-                    f"{key:<6} {doc['events']:>7}  {stats['mean']:>8.3f} {stats['std']:>7.3f} "
-                    f"{stats['min']:>8.3f} {stats['max']:>8.3f}"
-                )
+            if not stats:
+                continue
+            line = (
+                f"{key:<6} {doc['events']:>7}  {stats['mean']:>8.3f} {stats['std']:>7.3f} "
+                f"{stats['min']:>8.3f} {stats['max']:>8.3f}"
+            )
+            week = self.last_week.get(key)
+            if week:
+                day = datetime.fromtimestamp(week["start"] / 1000, UTC).strftime("%Y-%m-%d")
+                line += f"   {day:<18} {week['stats']['mean']:>7.3f} {week['stats']['p95']:>7.3f}"
+            lines.append(line)
         return "\n".join(lines)
 
 
@@ -206,6 +226,9 @@ def run_demo(settings: Settings, *, duration_s: float | None = None, rate: float
             "data_dir": workdir / "data",
             "stats_emit_every_events": 50,
             "stats_emit_interval_s": 2.0,
+            # Daily data: weekly and 4-weekly windows (1-minute ones would hold one event).
+            "windows": ("tumbling:7d", "tumbling:28d"),
+            "window_idle_timeout_s": 10.0,
         }
     )
     broker = None

@@ -214,7 +214,12 @@ class WindowsComponent:
 
     # --- state loading ----------------------------------------------------------------
     def _load_watermark(self, partition: int, source: EventT, now_s: float) -> Watermark:
-        tracker = Watermark(self.lateness_ms, self.source_idle_timeout_s, started_s=now_s)
+        tracker = Watermark(
+            self.lateness_ms,
+            self.source_idle_timeout_s,
+            started_s=now_s,
+            unheard_timeout_s=self.idle_timeout_s,
+        )
         with as_current_event(source):
             tracker.load(self.watermarks.get(b"%d" % partition), now_s)
         self.watermark[partition] = tracker

@@ -30,11 +30,27 @@ class Watermark:
     4900
     """
 
-    __slots__ = ("idle_timeout_s", "last_seen_s", "lateness_ms", "max_ts", "sources", "started_s")
+    __slots__ = (
+        "idle_timeout_s",
+        "last_seen_s",
+        "lateness_ms",
+        "max_ts",
+        "sources",
+        "started_s",
+        "unheard_timeout_s",
+    )
 
-    def __init__(self, lateness_ms: int, idle_timeout_s: float, started_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        lateness_ms: int,
+        idle_timeout_s: float,
+        started_s: float = 0.0,
+        unheard_timeout_s: float | None = None,
+    ) -> None:
         self.lateness_ms = lateness_ms
         self.idle_timeout_s = idle_timeout_s
+        #: how long a source never heard from holds the watermark (default: idle timeout)
+        self.unheard_timeout_s = idle_timeout_s if unheard_timeout_s is None else unheard_timeout_s
         self.max_ts: dict[int, int] = {}
         self.last_seen_s: dict[int, float] = {}
         #: how many source partitions exist (0: unknown); unheard ones hold the watermark
@@ -53,7 +69,7 @@ class Watermark:
             return NO_WATERMARK
         # A backlog is read one partition ahead of another: until every source has been
         # heard from (or the idle timeout passed), an unheard one may still hold old events.
-        if len(self.max_ts) < self.sources and now_s - self.started_s < self.idle_timeout_s:
+        if len(self.max_ts) < self.sources and now_s - self.started_s < self.unheard_timeout_s:
             return NO_WATERMARK
         active = [
             ts
