@@ -228,7 +228,8 @@ def demo(obj: _Context, duration: float | None, rate: float) -> None:
 
     Starts the local broker unless STREAMLEARN_BROKER_URL is set, replays River's
     S&P 500 daily returns (ten stocks = ten keys; each day labelled with the next
-    day's equal-weighted portfolio return) and shows what the worker publishes. Ctrl-C stops everything it started.
+    day's equal-weighted portfolio return) and shows what the worker publishes.
+    Ctrl-C stops everything it started.
     """
     from streamlearn.demo import run_demo
 
