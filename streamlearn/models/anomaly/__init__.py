@@ -1,0 +1,70 @@
+"""Anomaly detectors, pure layer (no Faust): ``learn_one`` + ``score_one``, high = anomalous.
+
+* :mod:`.base`: :class:`Detector` (the interface; params, ``clone``, ``repr``) and
+  :class:`AnomalyError`.
+* Raw detectors (score >= 0, scale per detector): :class:`RobustZScore` (``zscore``),
+  :class:`HalfSpaceTrees` (``hst``), :class:`IncrementalLOF` (``lof``),
+  :class:`IsolationForestDetector` (``iforest``), :class:`SklearnLOF` (``sklearn-lof``),
+  :class:`AutoencoderDetector` (``autoencoder``); :data:`DETECTORS` maps these names to
+  the classes and :func:`make_detector` builds one.
+* Wrappers (score in [0, 1]): :class:`Calibrated` (running empirical CDF of the raw
+  scores) and :class:`Ensemble` (weighted mean of calibrated members).
+
+Examples
+--------
+>>> det = Calibrated(make_detector("zscore", window=64, min_samples=8))
+>>> for i in range(50):
+...     x = {"temp": 20.0 + i % 3, "load": 0.5}
+...     _ = det.score_one(x)
+...     det.learn_one(x)
+>>> det.score_one({"temp": 21.0, "load": 0.5}), det.score_one({"temp": 90.0, "load": 0.5})
+(0.0, 1.0)
+>>> sorted(DETECTORS)
+['autoencoder', 'hst', 'iforest', 'lof', 'sklearn-lof', 'zscore']
+"""
+
+from typing import Any
+
+from streamlearn.models.anomaly.autoencoder import AutoencoderDetector
+from streamlearn.models.anomaly.base import AnomalyError, Detector
+from streamlearn.models.anomaly.calibration import Calibrated
+from streamlearn.models.anomaly.ensemble import Ensemble
+from streamlearn.models.anomaly.river_hst import HalfSpaceTrees
+from streamlearn.models.anomaly.river_lof import IncrementalLOF
+from streamlearn.models.anomaly.sklearn_batch import IsolationForestDetector, SklearnLOF
+from streamlearn.models.anomaly.zscore import RobustZScore
+
+#: Detectors a CLI can name (``--detector hst``), by name.
+DETECTORS: dict[str, type[Detector]] = {
+    "zscore": RobustZScore,
+    "hst": HalfSpaceTrees,
+    "lof": IncrementalLOF,
+    "iforest": IsolationForestDetector,
+    "sklearn-lof": SklearnLOF,
+    "autoencoder": AutoencoderDetector,
+}
+
+
+def make_detector(name: str, **params: Any) -> Detector:
+    """A new detector of :data:`DETECTORS` by name; :class:`AnomalyError` if unknown."""
+    try:
+        cls = DETECTORS[name]
+    except KeyError:
+        raise AnomalyError(f"unknown detector {name!r}; known: {sorted(DETECTORS)}") from None
+    return cls(**params)
+
+
+__all__ = [
+    "DETECTORS",
+    "AnomalyError",
+    "AutoencoderDetector",
+    "Calibrated",
+    "Detector",
+    "Ensemble",
+    "HalfSpaceTrees",
+    "IncrementalLOF",
+    "IsolationForestDetector",
+    "RobustZScore",
+    "SklearnLOF",
+    "make_detector",
+]
