@@ -160,6 +160,13 @@ def _processed(worker: WorkerProcess, n: int) -> bool:
     return sum(_get(worker, f"/api/v1/stats/{k}")["events"] for k in keys) == n
 
 
+def _feed(worker: WorkerProcess, settings: Any, events: list[dict[str, Any]]) -> None:
+    """Produce ``events`` round-robin over 4 partitions and wait until all are applied."""
+    payloads = [(None, orjson.dumps(e)) for e in events]
+    asyncio.run(produce(settings, settings.topic("events"), payloads, partition_of=lambda i: i % 4))
+    _wait(lambda: _processed(worker, len(events)))
+
+
 def _wait(predicate, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -177,11 +184,7 @@ def test_state_rebuilt_from_changelog_equals_state_before(kafka_broker, tmp_path
     events = make_events(6_000, 10, seed=3, disorder_ms=4_000)
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
-        payloads = [(None, orjson.dumps(e)) for e in events]
-        asyncio.run(
-            produce(settings, settings.topic("events"), payloads, partition_of=lambda i: i % 4)
-        )
-        _wait(lambda: _processed(worker, len(events)))
+        _feed(worker, settings, events)
         before = _snapshot(worker, specs)
         worker.stop()
         shutil.rmtree(settings.data_dir)
@@ -218,11 +221,7 @@ def test_windows_keep_expiring_after_restart(kafka_broker, tmp_path: Path) -> No
         raise AssertionError("no streamlearn_windows_open metric")
 
     try:
-        payloads = [(None, orjson.dumps(e)) for e in events]
-        asyncio.run(
-            produce(settings, settings.topic("events"), payloads, partition_of=lambda i: i % 4)
-        )
-        _wait(lambda: _processed(worker, len(events)))
+        _feed(worker, settings, events)
         _wait(lambda: open_windows() > 0, 10)
         worker.kill()  # windows still open in state; no event will ever arrive again
         worker.start()
@@ -253,11 +252,7 @@ def test_closed_windows_expire_from_the_series_store(kafka_broker, tmp_path: Pat
     ]
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
-        payloads = [(None, orjson.dumps(e)) for e in events]
-        asyncio.run(
-            produce(settings, settings.topic("events"), payloads, partition_of=lambda i: i % 4)
-        )
-        _wait(lambda: _processed(worker, len(events)))
+        _feed(worker, settings, events)
 
         def starts() -> list[int]:
             body = _get(
