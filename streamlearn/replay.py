@@ -70,7 +70,7 @@ def _ts_ms(value: Any) -> int | None:
         return None
 
 
-def _event_from_row(row: dict[str, Any], columns: ColumnMap, where: str) -> dict[str, Any]:
+def event_from_row(row: dict[str, Any], columns: ColumnMap, where: str) -> dict[str, Any]:
     key_column = columns.key_column
     if key_column is None or key_column not in row:
         raise ReplayError(f"{where}: key column {key_column!r} not found (have {sorted(row)})")
@@ -118,7 +118,7 @@ def _iter_records(path: Path, columns: ColumnMap, fmt: str) -> Iterator[Record]:
     if fmt == "csv":
         with path.open(newline="", encoding="utf-8") as handle:
             for lineno, row in enumerate(csv.DictReader(handle), start=2):
-                event = _event_from_row(row, columns, f"{path}:{lineno}")
+                event = event_from_row(row, columns, f"{path}:{lineno}")
                 yield Record(event["key"].encode(), orjson.dumps(event), _ts_ms(event.get("ts")))
         return
     with path.open("rb") as handle:
@@ -135,7 +135,7 @@ def _iter_records(path: Path, columns: ColumnMap, fmt: str) -> Iterator[Record]:
                 raise ReplayError(f"{path}:{lineno}: not JSON ({exc})") from None
             if not isinstance(row, dict):
                 raise ReplayError(f"{path}:{lineno}: not a JSON object")
-            event = _event_from_row(row, columns, f"{path}:{lineno}")
+            event = event_from_row(row, columns, f"{path}:{lineno}")
             yield Record(event["key"].encode(), orjson.dumps(event), _ts_ms(event.get("ts")))
 
 

@@ -22,6 +22,7 @@ TOPIC_NAMES = (
     "drift",
     "deadletter",
     "labels",
+    "scores",
 )
 
 
@@ -31,6 +32,8 @@ class Topics:
     keyed: faust.TopicT
     aggregates: faust.TopicT
     deadletter: faust.TopicT
+    anomalies: faust.TopicT
+    scores: faust.TopicT
 
 
 def _raw_topic(app: faust.App, name: str, *, partitions: int | None = None) -> faust.TopicT:
@@ -52,6 +55,8 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         keyed=_raw_topic(app, settings.topic("keyed"), partitions=settings.topic_partitions),
         aggregates=_raw_topic(app, settings.topic("aggregates")),
         deadletter=_raw_topic(app, settings.topic("deadletter")),
+        anomalies=_raw_topic(app, settings.topic("anomalies")),
+        scores=_raw_topic(app, settings.topic("scores")),
     )
 
 

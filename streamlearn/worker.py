@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import faust
 
 from streamlearn.agents import StatsComponent, register_ingest, register_pipeline
+from streamlearn.agents.anomaly import AnomalyComponent
 from streamlearn.agents.windows import WindowsComponent
 from streamlearn.app import create_app
 from streamlearn.config import Settings
@@ -22,11 +23,13 @@ class Worker:
     metrics: Metrics
     stats: StatsComponent
     windows: WindowsComponent
+    anomaly: AnomalyComponent | None = None
 
 
 def build_worker(settings: Settings) -> Worker:
     """A fully wired, not yet started, worker for ``settings``."""
     from streamlearn.web.analysis_api import register_analysis_api
+    from streamlearn.web.anomaly_api import register_anomaly_api
     from streamlearn.web.api import register_api
     from streamlearn.web.views import register_views
 
@@ -36,11 +39,19 @@ def build_worker(settings: Settings) -> Worker:
     register_ingest(app, settings, topics, metrics)
     stats = StatsComponent(app, settings, topics, metrics)
     windows = WindowsComponent(app, settings, topics, metrics)
-    register_pipeline(app, settings, topics, [stats, windows])
+    anomaly = AnomalyComponent(app, settings, topics, metrics) if settings.anomaly_enabled else None
+    register_pipeline(app, settings, topics, [c for c in (stats, windows, anomaly) if c])
     worker = Worker(
-        settings=settings, app=app, topics=topics, metrics=metrics, stats=stats, windows=windows
+        settings=settings,
+        app=app,
+        topics=topics,
+        metrics=metrics,
+        stats=stats,
+        windows=windows,
+        anomaly=anomaly,
     )
     register_views(app, worker)
     queries = register_api(app, worker)
     register_analysis_api(app, worker, queries)
+    register_anomaly_api(app, worker)
     return worker

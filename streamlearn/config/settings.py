@@ -22,7 +22,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from streamlearn.errors import ConfigError
+from streamlearn.errors import ConfigError, StreamlearnError
 
 ENV_PREFIX = "STREAMLEARN_"
 CONFIG_ENV = "STREAMLEARN_CONFIG"
@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     topic_drift: str = "drift"
     topic_deadletter: str = "deadletter"
     topic_labels: str = "labels"
+    topic_scores: str = Field(
+        "scores", description="Every event's anomaly score (only with anomaly_emit_scores)."
+    )
     topic_partitions: int = Field(4, ge=1, le=10_000)
     topic_replication_factor: int = Field(1, ge=1, le=32)
 
@@ -142,6 +145,54 @@ class Settings(BaseSettings):
         "back. Long on purpose: during catch-up after a restart one partition can be read "
         "later than another, and its events must not turn late.",
     )
+
+    # --- anomaly detection --------------------------------------------------------
+    anomaly_enabled: bool = Field(True, description="Score every event for anomalies.")
+    anomaly_detector: str = Field(
+        "default",
+        description="Detector name (default, zscore, hst, lof, iforest, sklearn-lof, "
+        "autoencoder) or several joined by '+' for an ensemble.",
+    )
+    anomaly_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Detector parameters as JSON, e.g. {"window": 512}; per member for '
+        'an ensemble: {"hst": {"n_trees": 10}, "weights": {...}}.',
+    )
+    anomaly_threshold: float = Field(
+        0.9999,
+        gt=0,
+        le=1,
+        description="Calibrated score at which an event is anomalous (0.9999: a score this "
+        "key reaches about once in 10,000 events).",
+    )
+    anomaly_exit_threshold: float = Field(
+        0.99, ge=0, le=1, description="An open episode continues while scores stay above this."
+    )
+    anomaly_warmup_events: int = Field(
+        500, ge=0, description="Events of a key before any of its events can be anomalous."
+    )
+    anomaly_cooldown_events: int = Field(
+        10, ge=0, description="Events below the exit threshold that close an episode."
+    )
+    anomaly_learn_anomalies: bool = Field(
+        False, description="Learn anomalous events too (default: the detector is protected)."
+    )
+    anomaly_relearn_after: int = Field(
+        200, ge=0, description="Events into an episode after which its events are learned."
+    )
+    anomaly_explain_k: float = Field(
+        3.0, gt=0, description="Alerts list values beyond mean +- k std as anomalous."
+    )
+    anomaly_emit_scores: bool = Field(
+        False, description="Publish every event's score to the scores topic (one record each)."
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Hex key that signs detector and model checkpoints (HMAC-SHA256). Every "
+        "worker of an app needs the same key; unset, each worker keeps a random one in "
+        "data_dir/secret.key.",
+    )
+
     store: Literal["rocksdb", "memory"] = "rocksdb"
     data_dir: Path = Field(default_factory=default_data_dir)
 
@@ -196,6 +247,7 @@ class Settings(BaseSettings):
         "topic_drift",
         "topic_deadletter",
         "topic_labels",
+        "topic_scores",
         "app_id",
     )
     @classmethod
@@ -246,8 +298,36 @@ class Settings(BaseSettings):
                 raise ValueError(f"{part.strip()!r} is not host:port (e.g. kafka://127.0.0.1:9092)")
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        text = value.get_secret_value()
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raise ValueError("must be hex (e.g. the output of: openssl rand -hex 32)") from None
+        if len(raw) < 16:
+            raise ValueError("must be at least 16 bytes (32 hex digits)")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
+        if self.anomaly_enabled:
+            from streamlearn.models.anomaly.defaults import build_detector
+
+            try:
+                build_detector(self.anomaly_detector, self.anomaly_params)
+            except StreamlearnError as exc:
+                raise ValueError(
+                    f"anomaly_detector / anomaly_params ({ENV_PREFIX}ANOMALY_DETECTOR, "
+                    f"{ENV_PREFIX}ANOMALY_PARAMS): {exc}"
+                ) from None
+            try:
+                self.alert_policy()
+            except StreamlearnError as exc:
+                raise ValueError(f"anomaly_* settings: {exc}") from None
         if self.kafka_port == self.kafka_controller_port:
             raise ValueError("kafka_port and kafka_controller_port must differ")
         if self.broker_security_protocol.startswith("SASL") and not (
@@ -260,6 +340,28 @@ class Settings(BaseSettings):
         return self
 
     # --- derived ------------------------------------------------------------------
+    def alert_policy(self) -> Any:
+        """The :class:`~streamlearn.models.anomaly.scorer.AlertPolicy` of these settings."""
+        from streamlearn.models.anomaly.scorer import AlertPolicy
+
+        return AlertPolicy(
+            threshold=self.anomaly_threshold,
+            exit_threshold=self.anomaly_exit_threshold,
+            warmup=self.anomaly_warmup_events,
+            cooldown=self.anomaly_cooldown_events,
+            learn_anomalies=self.anomaly_learn_anomalies,
+            relearn_after=self.anomaly_relearn_after,
+            explain_k=self.anomaly_explain_k,
+        )
+
+    def signing_key(self) -> bytes:
+        """The checkpoint signing key: ``secret_key``, else data_dir/secret.key."""
+        from streamlearn.models.envelope import load_or_create_key
+
+        if self.secret_key is not None:
+            return bytes.fromhex(self.secret_key.get_secret_value())
+        return load_or_create_key(self.data_dir / "secret.key")
+
     def window_specs(self) -> list[Any]:
         """The parsed :class:`~streamlearn.analytics.windows.WindowSpec` list."""
         from streamlearn.analytics.windows import WindowSpec
@@ -336,7 +438,8 @@ def format_validation_error(exc: ValidationError) -> str:
         env = f"{ENV_PREFIX}{loc.upper()}" if err["loc"] else ""
         name = f"{loc} ({env})" if env else loc
         given = err.get("input")
-        shown = "" if isinstance(given, dict) or given is None else f"; got {given!r}"
+        secret = any(word in loc for word in ("password", "secret", "token"))
+        shown = "" if isinstance(given, dict) or given is None or secret else f"; got {given!r}"
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "is not a setting (see `streamlearn config --help`)"

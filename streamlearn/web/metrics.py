@@ -48,5 +48,29 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.anomalies = Counter(
+            "streamlearn_anomalies",
+            "Events scored anomalous (score >= threshold after warm-up).",
+            registry=self.registry,
+        )
+        self.alerts = Counter(
+            "streamlearn_alerts",
+            "Anomaly alerts published (one per episode), by severity.",
+            ["severity"],
+            registry=self.registry,
+        )
+        self.anomaly_score_seconds = Histogram(
+            "streamlearn_anomaly_score_seconds",
+            "Time to score and learn one event (sampled 1 in 64).",
+            buckets=(1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 0.1),
+            registry=self.registry,
+        )
+        self.checkpoint_rejected = Counter(
+            "streamlearn_checkpoint_rejected",
+            "Detector checkpoints that failed signature checks or could not be loaded "
+            "(the key starts over).",
+            registry=self.registry,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

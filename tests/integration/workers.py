@@ -46,6 +46,9 @@ def unique_settings(bootstrap: str, tmp_path: Path, **overrides: Any) -> Setting
 def settings_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")}
     for name, value in settings.model_dump(mode="json").items():
+        secret = getattr(settings, name)
+        if hasattr(secret, "get_secret_value"):
+            value = secret.get_secret_value()
         if value is not None:
             text = json.dumps(value) if isinstance(value, list | dict) else str(value)
             env[f"STREAMLEARN_{name.upper()}"] = text

@@ -54,7 +54,7 @@ FACTORIES: dict[str, Callable[[], Detector]] = {
         calibration_window=200,
     ),
 }
-CALIBRATED = {"calibrated", "ensemble"}
+CALIBRATED = {"calibrated"}  # scores in [0, 1]; the ensemble's raw score is surprise
 names = pytest.mark.parametrize("name", sorted(FACTORIES))
 
 MEANS = {"a": 20.0, "b": 1000.0, "c": 0.0}
@@ -205,7 +205,7 @@ def test_calibrated_is_a_running_ecdf() -> None:
     assert det.score_one({"v": 1.0}) == 0.0  # nothing recorded yet
     for v in (1.0, 2.0, 3.0, 4.0, 5.0):  # 1.0 falls out of the window
         det.learn_one({"v": v})
-    assert det.score_one({"v": 9.0}) == 1.0
+    assert det.score_one({"v": 9.0}) == 4 / 5  # above all 4: rarer than 1 in 5, no more
     assert det.score_one({"v": 3.0}) == (1 + 0.5) / 4  # mid-rank tie
     assert det.score_one({"v": 1.0}) == 0.0
     assert det.score_one({"v": 0.0}) == 0.0  # raw 0 = no evidence
@@ -235,7 +235,38 @@ def test_ensemble_details_and_weights() -> None:
     x = normal_stream(1, seed=5)[0]
     details = ens.score_details(x)
     assert set(details) == {"z", "hst"}
-    assert ens.score_one(x) == pytest.approx((2 * details["z"] + details["hst"]) / 3)
+    surprise = {name: -math.log(max(1.0 - p, 1e-12)) for name, p in details.items()}
+    assert ens.score_one(x) == pytest.approx((2 * surprise["z"] + surprise["hst"]) / 3)
+    top = Ensemble(
+        {"z": RobustZScore(window=64, min_samples=8), "h": RobustZScore(window=64)},
+        combine="max",
+    )
+    run(top, normal_stream(300))
+    details = top.score_details(x)
+    assert top.score_one(x) == pytest.approx(max(-math.log(1.0 - p) for p in details.values()))
+
+
+def test_calibrated_tail_orders_scores_beyond_the_window() -> None:
+    """Above the ECDF's resolution the Pareto tail still ranks scores, continuously."""
+
+    class Echo(Detector):
+        def learn_one(self, x: Event) -> None:
+            pass
+
+        def score_one(self, x: Event) -> float:
+            return x["v"]
+
+    rng = random.Random(4)
+    det = Calibrated(Echo(), window=1000, tail=0.05)
+    for _ in range(1000):
+        det.learn_one({"v": rng.expovariate(1.0)})
+    u = det._sorted[1000 - 50 - 1]
+    just_above = det.score_one({"v": u + 1e-9})
+    assert just_above == pytest.approx(0.95, abs=0.002)  # continuous at the threshold
+    s10, s15, s30 = (det.score_one({"v": v}) for v in (10.0, 15.0, 30.0))
+    assert 0.95 < s10 < s15 < s30 <= 1.0
+    # exponential data: P(X > 10) = e**-10 ~ 4.5e-5; the tail fit is within a factor ~3
+    assert 1.5e-5 < 1.0 - s10 < 1.5e-4
 
 
 def test_make_detector_by_name() -> None:
@@ -260,6 +291,8 @@ def test_make_detector_by_name() -> None:
         lambda: Ensemble({}),
         lambda: Ensemble({"z": RobustZScore()}, weights={"y": 1.0}),
         lambda: Ensemble({"z": RobustZScore()}, weights={"z": 0.0}),
+        lambda: Ensemble({"z": RobustZScore()}, combine="median"),
+        lambda: Calibrated(RobustZScore(), tail=0.7),
     ],
 )
 def test_bad_params_raise_anomaly_error(build: Callable[[], Detector]) -> None:

@@ -7,8 +7,13 @@
   :class:`IsolationForestDetector` (``iforest``), :class:`SklearnLOF` (``sklearn-lof``),
   :class:`AutoencoderDetector` (``autoencoder``); :data:`DETECTORS` maps these names to
   the classes and :func:`make_detector` builds one.
-* Wrappers (score in [0, 1]): :class:`Calibrated` (running empirical CDF of the raw
-  scores) and :class:`Ensemble` (weighted mean of calibrated members).
+* :class:`Calibrated` turns raw scores into ``[0, 1]``: ``1 - P(raw >= s)`` from a
+  running empirical CDF with a Pareto tail; :class:`Ensemble` combines calibrated
+  members; :func:`build_detector` builds one by name (``default``, ``zscore+hst``).
+* :mod:`.scorer`: :class:`AlertPolicy` and :class:`Scorer`: thresholds, warm-up,
+  episodes (one alert each), severity, explanations, per-key :class:`KeyState`.
+* :mod:`.batch`: :func:`detect_rows` / :func:`detect_csv`, the batch path sharing the
+  stream's code (``streamlearn detect``).
 
 Examples
 --------
@@ -18,7 +23,10 @@ Examples
 ...     _ = det.score_one(x)
 ...     det.learn_one(x)
 >>> det.score_one({"temp": 21.0, "load": 0.5}), det.score_one({"temp": 90.0, "load": 0.5})
-(0.0, 1.0)
+(0.0, 0.9803921568627451)
+
+Above all 50 recorded scores: "rarer than 1 in 51" is all 50 events can tell; with
+2,000 recorded, a Pareto tail resolves far rarer events (see :class:`Calibrated`).
 >>> sorted(DETECTORS)
 ['autoencoder', 'hst', 'iforest', 'lof', 'sklearn-lof', 'zscore']
 """
@@ -54,8 +62,12 @@ def make_detector(name: str, **params: Any) -> Detector:
     return cls(**params)
 
 
+from streamlearn.models.anomaly.defaults import build_detector  # noqa: E402
+from streamlearn.models.anomaly.scorer import AlertPolicy, KeyScorer, KeyState, Scorer  # noqa: E402
+
 __all__ = [
     "DETECTORS",
+    "AlertPolicy",
     "AnomalyError",
     "AutoencoderDetector",
     "Calibrated",
@@ -64,7 +76,11 @@ __all__ = [
     "HalfSpaceTrees",
     "IncrementalLOF",
     "IsolationForestDetector",
+    "KeyScorer",
+    "KeyState",
     "RobustZScore",
+    "Scorer",
     "SklearnLOF",
+    "build_detector",
     "make_detector",
 ]

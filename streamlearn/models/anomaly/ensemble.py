@@ -1,4 +1,4 @@
-"""A weighted mean of calibrated detectors, with per-member scores for alerts."""
+"""A weighted combination of calibrated detectors, with per-member scores for alerts."""
 
 from __future__ import annotations
 
@@ -11,10 +11,16 @@ __all__ = ["Ensemble"]
 
 
 class Ensemble(Detector):
-    """Weighted mean of the members' calibrated scores (each member in :class:`Calibrated`).
+    """Weighted mean of the members' surprise ``-log(1 - p)``, ``p`` each calibrated score.
 
-    Score in ``[0, 1]``. Members are learned in place; a member already wrapped in
-    ``Calibrated`` is used as is. :meth:`score_details` gives each member's calibrated
+    Each member is wrapped in :class:`Calibrated` (a member already wrapped is used as
+    is), so scores of different scales become comparable tail probabilities. They are
+    combined as surprise, not averaged as probabilities: a mean of probabilities
+    cannot tell "one member is certain (1 in a million)" from "one member is at its
+    99th percentile", since both sit near 1. The raw score is ``>= 0`` (capped at
+    ``-log(1e-12)`` per member), like any detector's; calibrate it (``Calibrated``,
+    the alert layer does) for ``[0, 1]``. With ``combine="max"`` the largest weighted
+    surprise is the score instead. :meth:`score_details` gives each member's calibrated
     score, e.g. for an alert; each raw score is computed once per event (``Calibrated``
     caches it), so ``score_details``, ``score_one`` and ``learn_one`` on the same event
     cost one raw score per member.
@@ -27,6 +33,8 @@ class Ensemble(Detector):
         Weight of each member (every name, >= 0, not all 0); ``None`` for equal weights.
     calibration_window
         ``window`` of the ``Calibrated`` wrappers.
+    combine
+        ``"mean"`` (weighted mean of surprise) or ``"max"`` (largest weighted surprise).
 
     Examples
     --------
@@ -36,17 +44,20 @@ class Ensemble(Detector):
     ...      "std": RobustZScore(window=64, method="std", min_samples=8)},
     ...     weights={"mad": 2.0, "std": 1.0},
     ... )
-    >>> for i in range(60):
-    ...     ens.learn_one({"v": float(i % 5)})
-    >>> ens.score_details({"v": 40.0}), ens.score_one({"v": 40.0})
-    ({'mad': 1.0, 'std': 1.0}, 1.0)
+    >>> for i in range(600):
+    ...     ens.learn_one({"v": float(i % 5) + i % 7 / 10})
+    >>> {k: round(p, 4) for k, p in ens.score_details({"v": 4.5}).items()}
+    {'mad': 0.8825, 'std': 0.86}
+    >>> round(ens.score_one({"v": 4.5}), 2), round(ens.score_one({"v": 5.0}), 2)  # surprise
+    (2.08, 15.38)
     """
 
     def __init__(
         self,
         members: dict[str, Detector],
         weights: dict[str, float] | None = None,
-        calibration_window: int = 1000,
+        calibration_window: int = 2000,
+        combine: str = "mean",
     ) -> None:
         if not members or not all(isinstance(m, Detector) for m in members.values()):
             raise AnomalyError("members must be a non-empty dict of name -> Detector")
@@ -61,9 +72,12 @@ class Ensemble(Detector):
                 weights.values()
             ):
                 raise AnomalyError(f"weights must be finite, >= 0 and not all 0: {weights}")
+        if combine not in ("mean", "max"):
+            raise AnomalyError(f"combine must be 'mean' or 'max', got {combine!r}")
         self.members = members
         self.weights = weights
         self.calibration_window = calibration_window
+        self.combine = combine
         self._calibrated = {
             name: m if isinstance(m, Calibrated) else Calibrated(m, calibration_window)
             for name, m in members.items()
@@ -81,5 +95,24 @@ class Ensemble(Detector):
         return {name: m.score_one(x) for name, m in self._calibrated.items()}
 
     def score_one(self, x: dict[str, float]) -> float:
-        details = self.score_details(x)
-        return min(1.0, sum(self._weights[name] * s for name, s in details.items()))
+        return self.combine_details(self.score_details(x))
+
+    def combine_details(self, details: dict[str, float]) -> float:
+        """The raw ensemble score of members' calibrated scores (``score_details``)."""
+        weights = self._weights
+        if self.combine == "max":
+            return max(weights[name] * surprise(p) for name, p in details.items()) * len(weights)
+        return math.fsum(weights[name] * surprise(p) for name, p in details.items())
+
+
+#: Smallest tail probability told apart: surprise is capped at -log(1e-12) ~ 27.6.
+MIN_TAIL = 1e-12
+
+
+def surprise(p: float) -> float:
+    """``-log(1 - p)`` of a calibrated score ``p``, capped at ``-log(MIN_TAIL)``.
+
+    >>> surprise(0.0), round(surprise(0.9999), 2), round(surprise(1.0), 2)
+    (0.0, 9.21, 27.63)
+    """
+    return -math.log(max(1.0 - p, MIN_TAIL)) + 0.0
