@@ -21,7 +21,17 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["worker"], ["replay"], ["tail"], ["demo"], ["config"], ["kafka"], ["kafka", "start"]],
+    [
+        [],
+        ["worker"],
+        ["replay"],
+        ["detect"],
+        ["tail"],
+        ["demo"],
+        ["config"],
+        ["kafka"],
+        ["kafka", "start"],
+    ],
 )
 def test_every_command_has_help(runner: CliRunner, args: list[str]) -> None:
     result = runner.invoke(main, [*args, "--help"])
