@@ -182,8 +182,11 @@ class Calibrated(Detector):
         n = len(self._sorted)
         if n == 0 or not raw > 0.0 or not math.isfinite(raw):  # NaN fails raw > 0.0
             return 0.0
-        fit = self._tail_fit()
-        if fit is not None and raw > fit[1]:
+        peaks = int(n * self.tail)
+        # The fit is only needed above the tail threshold (a ``tail`` share of events).
+        if peaks >= MIN_PEAKS and raw > self._sorted[n - peaks - 1]:
+            fit = self._tail_fit()
+            assert fit is not None
             peaks, u, shape, scale = fit
             if scale == 0.0:  # every peak equals u: nothing above u was ever recorded
                 return 1.0
