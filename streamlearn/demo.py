@@ -66,6 +66,8 @@ class Summary:
         self.stats_records = 0
         self.windows_closed = 0
         self.dead_letters = 0
+        self.alerts: list[dict[str, Any]] = []
+        self.alerts_by_key: dict[str, int] = {}
         self.latest: dict[str, dict[str, Any]] = {}
         self.last_week: dict[str, dict[str, Any]] = {}
         self.started = time.monotonic()
@@ -77,6 +79,10 @@ class Summary:
         if not value:
             return
         doc = orjson.loads(value)
+        if topic_kind == "anomalies":
+            self.alerts.append(doc)
+            self.alerts_by_key[doc["key"]] = self.alerts_by_key.get(doc["key"], 0) + 1
+            return
         if doc.get("kind") == "window":
             self.windows_closed += 1
             if doc["window"] == WEEK and doc["start"] >= self.last_week.get(doc["key"], {}).get(
@@ -92,10 +98,11 @@ class Summary:
         lines = [
             f"streamlearn demo — {elapsed:5.0f} s   events sent {self.sent:,} "
             f"({self.sent / elapsed:,.0f}/s)   windows closed {self.windows_closed:,}   "
-            f"stats records {self.stats_records:,}   dead letters {self.dead_letters:,}",
+            f"stats records {self.stats_records:,}   anomaly alerts {len(self.alerts):,}   "
+            f"dead letters {self.dead_letters:,}",
             f"Faust web stats: {web_url}   metrics: {web_url}metrics   API: {web_url}api/v1/keys",
             f"{'key':<6} {'events':>7}  {'mean %':>8} {'std %':>7} {'min %':>8} {'max %':>8}"
-            f"   {'last closed week':<18} {'mean %':>7} {'p95 %':>7}",
+            f"   {'last closed week':<18} {'mean %':>7} {'p95 %':>7}   {'alerts':>6}",
         ]
         for key in sorted(self.latest):
             doc = self.latest[key]
@@ -110,12 +117,36 @@ class Summary:
             if week:
                 day = datetime.fromtimestamp(week["start"] / 1000, UTC).strftime("%Y-%m-%d")
                 line += f"   {day:<18} {week['stats']['mean']:>7.3f} {week['stats']['p95']:>7.3f}"
-            lines.append(line)
+            else:
+                line += " " * 37
+            lines.append(f"{line}   {self.alerts_by_key.get(key, 0):>6}")
+        if self.alerts:
+            lines.append("latest anomaly alerts:")
+            lines.extend(f"  {format_alert(a)}" for a in self.alerts[-3:])
         return "\n".join(lines)
 
 
+def format_alert(alert: dict[str, Any]) -> str:
+    """One line for a human: when, which key, what value against which expected range.
+
+    >>> format_alert({"key": "AAPL", "ts": 0, "severity": "major", "score": 0.999991,
+    ...               "values": [{"name": "return", "value": -8.2, "expected_low": -3.1,
+    ...                           "expected_high": 3.3}]})
+    '1970-01-01 AAPL major (score 0.999991): return -8.200 (expected -3.100 .. 3.300)'
+    """
+    day = datetime.fromtimestamp(alert["ts"] / 1000, UTC).strftime("%Y-%m-%d")
+    parts = [
+        f"{v['name']} {v['value']:.3f} (expected {v['expected_low']:.3f} .. "
+        f"{v['expected_high']:.3f})"
+        for v in alert.get("values", [])
+    ]
+    return f"{day} {alert['key']} {alert['severity']} (score {alert['score']:.6f}): " + "; ".join(
+        parts
+    )
+
+
 async def _watch(settings: Settings, summary: Summary, stop: asyncio.Event) -> None:
-    kinds = {settings.topic("aggregates"): "aggregates", settings.topic("deadletter"): "deadletter"}
+    kinds = {settings.topic(name): name for name in ("aggregates", "deadletter", "anomalies")}
     consumer = AIOKafkaConsumer(
         *kinds,
         bootstrap_servers=settings.bootstrap_servers,
