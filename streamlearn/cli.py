@@ -334,3 +334,13 @@ def demo(obj: _Context, duration: float | None, rate: float) -> None:
 from streamlearn.kafka.cli import kafka  # noqa: E402
 
 main.add_command(kafka)
+
+
+def _register_model_commands() -> None:
+    from streamlearn.cli_models import evaluate, train
+
+    main.add_command(train)
+    main.add_command(evaluate)
+
+
+_register_model_commands()

@@ -26,6 +26,8 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
         ["worker"],
         ["replay"],
         ["detect"],
+        ["train"],
+        ["evaluate"],
         ["tail"],
         ["demo"],
         ["config"],
