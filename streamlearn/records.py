@@ -30,6 +30,12 @@ class ErrorCode(StrEnum):
     INVALID_FIELD = "invalid_field"
     LATE = "late"
     PROCESSING_ERROR = "processing_error"
+    #: a label whose event id has no pending prediction
+    UNKNOWN_ID = "unknown_id"
+    #: a label that came after its prediction expired (``label_ttl_ms``)
+    EXPIRED = "expired"
+    #: a label the model cannot learn (a class not declared, a string for regression)
+    INVALID_LABEL = "invalid_label"
 
 
 @dataclass(slots=True)
@@ -68,7 +74,10 @@ class Event:
 
     @classmethod
     def from_keyed(cls, raw: bytes) -> Event:
-        doc = orjson.loads(raw)
+        return cls.from_doc(orjson.loads(raw))
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Event:
         partition, offset, partitions = doc["src"]
         return cls(
             key=doc["key"],
@@ -81,6 +90,47 @@ class Event:
             attrs=doc.get("attrs"),
             src_partitions=partitions,
         )
+
+
+@dataclass(slots=True)
+class LabelRecord:
+    """A delayed label from the labels topic: the ground truth of event ``id`` of ``key``.
+
+    It travels on the keyed topic with the events (``"kind": "label"``), so it reaches
+    the partition, and the worker, holding that event's pending prediction.
+    """
+
+    id: str
+    key: str
+    label: Label
+    ts_ms: int
+    src_partition: int
+    src_offset: int
+
+    def to_keyed(self) -> bytes:
+        return orjson.dumps(
+            {
+                "kind": "label",
+                "id": self.id,
+                "key": self.key,
+                "label": self.label,
+                "ts": self.ts_ms,
+                "src": (self.src_partition, self.src_offset),
+            }
+        )
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> LabelRecord:
+        partition, offset = doc["src"]
+        return cls(doc["id"], doc["key"], doc["label"], doc["ts"], partition, offset)
+
+
+def parse_keyed(raw: bytes) -> Event | LabelRecord:
+    """A keyed-topic record: an event, or a label (``"kind": "label"``)."""
+    doc = orjson.loads(raw)
+    if doc.get("kind") == "label":
+        return LabelRecord.from_doc(doc)
+    return Event.from_doc(doc)
 
 
 @dataclass(slots=True)

@@ -34,6 +34,8 @@ class Topics:
     deadletter: faust.TopicT
     anomalies: faust.TopicT
     scores: faust.TopicT
+    labels: faust.TopicT
+    predictions: faust.TopicT
 
 
 def _raw_topic(app: faust.App, name: str, *, partitions: int | None = None) -> faust.TopicT:
@@ -57,6 +59,8 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         deadletter=_raw_topic(app, settings.topic("deadletter")),
         anomalies=_raw_topic(app, settings.topic("anomalies")),
         scores=_raw_topic(app, settings.topic("scores")),
+        labels=_raw_topic(app, settings.topic("labels")),
+        predictions=_raw_topic(app, settings.topic("predictions")),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from streamlearn.records import ErrorCode, Event
+from streamlearn.records import ErrorCode, Event, LabelRecord
 
 
 class InvalidEvent(ValueError):
@@ -156,3 +156,55 @@ def parse_event(
         label=label,
         attrs=attrs or None,
     )
+
+
+def parse_label(
+    raw: bytes | None,
+    *,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+    max_bytes: int,
+) -> LabelRecord:
+    """Parse one labels-topic record ``{id, key, label, ts}``; :class:`InvalidEvent` if bad.
+
+    >>> parse_label(b'{"id": "e1", "key": "k", "label": true}', partition=0, offset=5,
+    ...             timestamp_ms=1000, max_bytes=1024)
+    LabelRecord(id='e1', key='k', label=True, ts_ms=1000, src_partition=0, src_offset=5)
+    >>> parse_label(b'{"key": "k", "label": 1}', partition=0, offset=5,
+    ...             timestamp_ms=0, max_bytes=1024)
+    Traceback (most recent call last):
+    ...
+    streamlearn.validation.InvalidEvent: id must be a non-empty string (the event's id)
+    """
+    if raw is None:
+        raise InvalidEvent(ErrorCode.INVALID_JSON, "record has no value")
+    if len(raw) > max_bytes:
+        raise InvalidEvent(
+            ErrorCode.TOO_LARGE, f"record is {len(raw)} bytes, the maximum is {max_bytes}"
+        )
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        doc = _loads_slow(raw, exc)
+    if not isinstance(doc, dict):
+        raise InvalidEvent(ErrorCode.NOT_OBJECT, f"label must be a JSON object, not {_kind(doc)}")
+    key = doc.get("key")
+    if not isinstance(key, str) or not key:
+        reason = "key is missing" if key is None else "key must be a non-empty string"
+        raise InvalidEvent(ErrorCode.MISSING_KEY, f"{reason} (the event's key)")
+    event_id = doc.get("id")
+    if not isinstance(event_id, str) or not event_id:
+        raise InvalidEvent(
+            ErrorCode.INVALID_FIELD, "id must be a non-empty string (the event's id)"
+        )
+    label = doc.get("label")
+    if label is None or not isinstance(label, int | float | str):
+        raise InvalidEvent(
+            ErrorCode.INVALID_FIELD,
+            f"label must be a number, string or boolean, not {_kind(label)}",
+        )
+    if isinstance(label, float) and not math.isfinite(label):
+        raise InvalidEvent(ErrorCode.NON_FINITE, "label is not finite")
+    ts_ms = _parse_ts(doc.get("ts"), timestamp_ms)
+    return LabelRecord(event_id, key, label, ts_ms, partition, offset)

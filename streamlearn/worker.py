@@ -8,6 +8,7 @@ import faust
 
 from streamlearn.agents import StatsComponent, register_ingest, register_pipeline
 from streamlearn.agents.anomaly import AnomalyComponent
+from streamlearn.agents.models import ModelComponent
 from streamlearn.agents.windows import WindowsComponent
 from streamlearn.app import create_app
 from streamlearn.config import Settings
@@ -24,6 +25,7 @@ class Worker:
     stats: StatsComponent
     windows: WindowsComponent
     anomaly: AnomalyComponent | None = None
+    models: ModelComponent | None = None
 
 
 def build_worker(settings: Settings) -> Worker:
@@ -31,6 +33,7 @@ def build_worker(settings: Settings) -> Worker:
     from streamlearn.web.analysis_api import register_analysis_api
     from streamlearn.web.anomaly_api import register_anomaly_api
     from streamlearn.web.api import register_api
+    from streamlearn.web.models_api import register_models_api
     from streamlearn.web.views import register_views
 
     app = create_app(settings)
@@ -40,7 +43,9 @@ def build_worker(settings: Settings) -> Worker:
     stats = StatsComponent(app, settings, topics, metrics)
     windows = WindowsComponent(app, settings, topics, metrics)
     anomaly = AnomalyComponent(app, settings, topics, metrics) if settings.anomaly_enabled else None
-    register_pipeline(app, settings, topics, [c for c in (stats, windows, anomaly) if c])
+    models = ModelComponent(app, settings, topics, metrics) if settings.model_enabled else None
+    components = [c for c in (stats, windows, anomaly, models) if c is not None]
+    register_pipeline(app, settings, topics, components)
     worker = Worker(
         settings=settings,
         app=app,
@@ -49,9 +54,11 @@ def build_worker(settings: Settings) -> Worker:
         stats=stats,
         windows=windows,
         anomaly=anomaly,
+        models=models,
     )
     register_views(app, worker)
     queries = register_api(app, worker)
     register_analysis_api(app, worker, queries)
     register_anomaly_api(app, worker)
+    register_models_api(app, worker)
     return worker

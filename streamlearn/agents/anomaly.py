@@ -107,6 +107,9 @@ class AnomalyComponent:
             self.scores_out.inc()
 
     def on_batch_end(self, now_s: float) -> None:
+        pass
+
+    def flush_state(self) -> None:
         self.cache.flush()
 
     def on_timer(self, now_s: float) -> None:

@@ -9,7 +9,7 @@ import faust
 from streamlearn.config import Settings
 from streamlearn.records import DeadLetter
 from streamlearn.topics import Topics, partition_count
-from streamlearn.validation import InvalidEvent, parse_event
+from streamlearn.validation import InvalidEvent, parse_event, parse_label
 from streamlearn.web.metrics import Metrics
 
 
@@ -51,6 +51,37 @@ def register_ingest(app: faust.App, settings: Settings, topics: Topics, metrics:
                 continue
             parsed.src_partitions = source_partitions
             keyed.send_soon(key=parsed.key.encode(), value=parsed.to_keyed())
+            keyed_out.inc()
+
+    labels_in = metrics.events_in.labels(topic=topics.labels.get_topic_name())
+
+    # Delayed labels join their event's pending prediction, which lives in the
+    # partition of the event's key: re-key them onto the keyed topic next to the events.
+    @app.agent(topics.labels, name="streamlearn.labels", concurrency=1)
+    async def labels(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            message = event.message
+            labels_in.inc()
+            try:
+                label = parse_label(
+                    message.value,
+                    partition=message.partition,
+                    offset=message.offset,
+                    timestamp_ms=int(message.timestamp * 1000),
+                    max_bytes=max_bytes,
+                )
+            except InvalidEvent as exc:
+                letter = DeadLetter(
+                    exc.code, exc.reason, message.topic, message.partition, message.offset
+                )
+                deadletter.send_soon(
+                    key=message.key,
+                    value=message.value,
+                    headers=[*(message.headers or ()), *letter.headers()],
+                )
+                metrics.dead_letters.labels(reason=exc.code.value).inc()
+                continue
+            keyed.send_soon(key=label.key.encode(), value=label.to_keyed())
             keyed_out.inc()
 
     return ingest

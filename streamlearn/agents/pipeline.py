@@ -6,6 +6,7 @@ parses each keyed record once and hands it to each component in turn.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ import faust
 from faust.types import EventT
 
 from streamlearn.config import Settings
-from streamlearn.records import DeadLetter, ErrorCode, Event
+from streamlearn.records import DeadLetter, ErrorCode, Event, LabelRecord, parse_keyed
 from streamlearn.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,10 @@ class Component(Protocol):
         """Apply one event (called in partition order, inside a batch)."""
 
     def on_batch_end(self, now_s: float) -> None:
-        """Emit what is due and write dirty state (before the batch is acked)."""
+        """Emit what is due (sends only: state is written by ``flush_state``)."""
+
+    def flush_state(self) -> None:
+        """Write dirty state to the tables (after this batch's outputs are in Kafka)."""
 
     def on_timer(self, now_s: float) -> None:
         """Periodic work without events (emission cadence, idle partitions)."""
@@ -49,37 +53,64 @@ def _dead_letter(topics: Topics, source: EventT, exc: Exception) -> None:
     topics.deadletter.send_soon(key=message.key, value=message.value, headers=letter.headers())
 
 
+async def commit_state(app: faust.App, components: Sequence[Component]) -> None:
+    """Write the components' state, but only once everything they sent is in Kafka.
+
+    Table writes reach the local RocksDB store at once, while sent records wait in the
+    producer's buffer. A worker killed in between would restart with state saying
+    "applied" for records whose outputs never left (a replayed event is then skipped,
+    and its prediction, score or window record is lost). Flushing the producer first
+    keeps outputs at-least-once. The offsets of the batch are committed after this
+    (``take_events`` acks when the loop body returns; Faust flushes the changelog
+    writes before committing).
+    """
+    await app.producer.flush()
+    for component in components:
+        component.flush_state()
+
+
 def register_pipeline(
     app: faust.App, settings: Settings, topics: Topics, components: Sequence[Component]
 ) -> Any:
+    # Components that join delayed labels (``on_label``); the others see events only.
+    label_components = [c for c in components if hasattr(c, "on_label")]
+    # The batch end and the timer both emit and then write state: never interleaved.
+    checkpoint = asyncio.Lock()
+
     @app.agent(topics.keyed, name="streamlearn.analytics", concurrency=1)
     async def analytics(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.batch_max_events, settings.batch_within_s):
             now_s = time.time()
             for source in batch:
                 try:
-                    event = Event.from_keyed(source.value)
+                    record = parse_keyed(source.value)
+                    if isinstance(record, LabelRecord):
+                        for component in label_components:
+                            component.on_label(record, source, now_s)
+                        continue
                     for component in components:
-                        component.on_event(event, source, now_s)
+                        component.on_event(record, source, now_s)
                 except Exception as exc:
                     # Never a crash loop over one record: dead-letter it and go on.
                     logger.exception("could not process a keyed record")
                     _dead_letter(topics, source, exc)
-            # Before take_events acks the batch: Faust flushes these changelog writes
-            # ahead of the offset commit.
-            for component in components:
-                component.on_batch_end(now_s)
+            async with checkpoint:
+                for component in components:
+                    component.on_batch_end(now_s)
+                await commit_state(app, components)
 
     @app.timer(interval=1.0, name="streamlearn.analytics.timer")
     async def tick() -> None:
         now_s = time.time()
-        for component in components:
-            try:
-                component.on_timer(now_s)
-            except Exception:
-                # A timer that raises would crash the whole worker (mode stops the app):
-                # log it and try again next tick.
-                logger.exception("%s.on_timer failed", type(component).__name__)
+        async with checkpoint:
+            for component in components:
+                try:
+                    component.on_timer(now_s)
+                except Exception:
+                    # A timer that raises would crash the whole worker (mode stops the
+                    # app): log it and try again next tick.
+                    logger.exception("%s.on_timer failed", type(component).__name__)
+            await commit_state(app, components)
 
     @app.on_partitions_revoked.connect
     async def _revoked(app: Any, revoked: Any, **kwargs: Any) -> None:

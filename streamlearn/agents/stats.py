@@ -58,6 +58,9 @@ class StatsComponent:
             self.emit(event.key, state, now_s)
 
     def on_batch_end(self, now_s: float) -> None:
+        pass
+
+    def flush_state(self) -> None:
         self.cache.flush()
 
     def on_timer(self, now_s: float) -> None:

@@ -141,10 +141,12 @@ class WindowsComponent:
                     due[key] = next_close
         self.touched.clear()
         for partition in self.changed_watermarks:
-            tracker = self.watermark[partition]
-            self._close_due(partition, tracker.current(now_s))
+            self._close_due(partition, self.watermark[partition].current(now_s))
+
+    def flush_state(self) -> None:
+        for partition in self.changed_watermarks:
             with as_current_event(PartitionEvent(self.keyed_topic, partition)):
-                self.watermarks[b"%d" % partition] = tracker.to_bytes()
+                self.watermarks[b"%d" % partition] = self.watermark[partition].to_bytes()
         self.changed_watermarks.clear()
         self.cache.flush()
 
@@ -184,9 +186,7 @@ class WindowsComponent:
         if idle and not self._caught_up():
             idle = []
         for partition in idle:
-            self._close_due(partition, None)
-        if idle:
-            self.cache.flush()
+            self._close_due(partition, None)  # the pipeline writes the state after a flush
         self.metrics.windows_open.set(self.open_windows())
         if now_s >= self.next_retention_s:
             self.next_retention_s = now_s + self.retention_check_s

@@ -186,6 +186,52 @@ class Settings(BaseSettings):
     anomaly_emit_scores: bool = Field(
         False, description="Publish every event's score to the scores topic (one record each)."
     )
+
+    # --- online models --------------------------------------------------------------
+    model_enabled: bool = Field(True, description="Predict on every event, learn from labels.")
+    model_task: Literal["classification", "regression"] = "classification"
+    model_learner: str = Field(
+        "logreg",
+        description="River learner: logreg, tree, arf, naive-bayes (classification); "
+        "linear, tree, arf (regression).",
+    )
+    model_params: dict[str, Any] = Field(
+        default_factory=dict, description="Parameters of the learner's main estimator (JSON)."
+    )
+    model_classes: list[bool | int | str] = Field(
+        default_factory=lambda: [False, True],
+        description="Classes a classifier learns, as a JSON list; the second of two is the "
+        "positive class. Labels outside it are dead-lettered (invalid_label).",
+    )
+    model_scope: Literal["global", "key"] = Field(
+        "global",
+        description="global: one model per keyed partition, learning from all its keys; "
+        "key: one model per key.",
+    )
+    model_features: dict[str, Any] = Field(
+        default_factory=dict, description="Feature pipeline configuration (JSON); see docs."
+    )
+    model_label_ttl_ms: int = Field(
+        600_000, gt=0, description="A prediction waits this long (event time) for its label."
+    )
+    model_delayed_labels: bool = Field(
+        True,
+        description="Keep each unlabelled event's prediction for a delayed label (labels "
+        "topic); off when labels only come inline.",
+    )
+    model_pending_max: int = Field(
+        2_000,
+        ge=1,
+        description="Predictions waiting for a label, per model, at most (they are "
+        "checkpointed with the model, which must stay under 900 kB).",
+    )
+    model_rolling_window: int = Field(
+        1_000, ge=1, description="Labels in the 'last N' prequential metrics."
+    )
+    model_predict_cache_s: float = Field(
+        1.0, ge=0, description="POST /api/v1/predict answers are cached this long (0: off)."
+    )
+
     secret_key: SecretStr | None = Field(
         None,
         description="Hex key that signs detector and model checkpoints (HMAC-SHA256). Every "
@@ -328,6 +374,18 @@ class Settings(BaseSettings):
                 self.alert_policy()
             except StreamlearnError as exc:
                 raise ValueError(f"anomaly_* settings: {exc}") from None
+        if self.model_enabled:
+            from streamlearn.models.features import FeaturePipeline
+            from streamlearn.models.online import OnlineModel
+
+            try:
+                OnlineModel(self.online_model_config())
+            except StreamlearnError as exc:
+                raise ValueError(f"model_* settings: {exc}") from None
+            try:
+                FeaturePipeline(self.model_features)
+            except StreamlearnError as exc:
+                raise ValueError(f"model_features ({ENV_PREFIX}MODEL_FEATURES): {exc}") from None
         if self.kafka_port == self.kafka_controller_port:
             raise ValueError("kafka_port and kafka_controller_port must differ")
         if self.broker_security_protocol.startswith("SASL") and not (
@@ -352,6 +410,20 @@ class Settings(BaseSettings):
             learn_anomalies=self.anomaly_learn_anomalies,
             relearn_after=self.anomaly_relearn_after,
             explain_k=self.anomaly_explain_k,
+        )
+
+    def online_model_config(self) -> Any:
+        """The :class:`~streamlearn.models.online.ModelConfig` of these settings."""
+        from streamlearn.models.online import ModelConfig
+
+        return ModelConfig(
+            task=self.model_task,
+            learner=self.model_learner,
+            params=dict(self.model_params),
+            classes=tuple(self.model_classes),
+            label_ttl_ms=self.model_label_ttl_ms,
+            pending_max=self.model_pending_max,
+            rolling_window=self.model_rolling_window,
         )
 
     def signing_key(self) -> bytes:

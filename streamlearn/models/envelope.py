@@ -7,7 +7,9 @@ objects it holds, so a checkpoint written by another River or scikit-learn is
 reported instead of failing obscurely.
 
 Layout: ``b"SLE1"`` + 32-byte HMAC of the rest + 4-byte header length + JSON header +
-pickle (protocol 5).
+pickle (protocol 5), zlib-compressed when the header says ``"zlib": true`` (payloads
+over 16 KiB: model state compresses 3-10x, and a changelog record must stay under
+Kafka's message size limit).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hmac
 import pickle
 import secrets
 import struct
+import zlib
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,8 @@ from streamlearn.errors import StreamlearnError
 __all__ = ["EnvelopeError", "load_or_create_key", "open_envelope", "seal"]
 
 MAGIC = b"SLE1"
+#: Payloads larger than this are compressed.
+COMPRESS_OVER = 16 * 1024
 LIBRARIES = ("river", "scikit-learn", "numpy")
 
 
@@ -61,8 +66,12 @@ def seal(obj: Any, key: bytes, kind: str = "state") -> bytes:
     ...
     streamlearn.models.envelope.EnvelopeError: signature mismatch: ...
     """
-    header = orjson.dumps({"kind": kind, "versions": _VERSIONS})
-    body = struct.pack(">I", len(header)) + header + pickle.dumps(obj, protocol=5)
+    payload = pickle.dumps(obj, protocol=5)
+    compressed = len(payload) > COMPRESS_OVER
+    if compressed:
+        payload = zlib.compress(payload, 1)
+    header = orjson.dumps({"kind": kind, "versions": _VERSIONS, "zlib": compressed})
+    body = struct.pack(">I", len(header)) + header + payload
     return MAGIC + hmac.digest(key, body, hashlib.sha256) + body
 
 
@@ -86,6 +95,8 @@ def open_envelope(blob: bytes, key: bytes) -> Any:
     header = read_header(blob)
     (size,) = struct.unpack(">I", blob[36:40])
     payload = blob[40 + size :]
+    if header.get("zlib"):
+        payload = zlib.decompress(payload)
     written = header.get("versions", {})
     if written == _VERSIONS:
         return pickle.loads(payload)

@@ -9,12 +9,19 @@ committed offset never runs ahead of the state it produced.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 from faust.types import EventT
 
 from streamlearn.tables.context import as_current_event
+
+logger = logging.getLogger(__name__)
+
+#: Largest state value written: a changelog record must fit Kafka's default message
+#: size limit (1 MB for the producer, the broker and the topic).
+MAX_STATE_BYTES = 900_000
 
 StateT = TypeVar("StateT")
 
@@ -40,6 +47,8 @@ class StateCache(Generic[StateT]):
         self._factory = factory
         self._states: dict[str, StateT] = {}
         self._dirty: dict[str, EventT] = {}
+        #: states not written because they were over MAX_STATE_BYTES
+        self.oversized = 0
 
     def get(self, key: str, event: EventT) -> StateT:
         """The state of ``key``, loaded from the table under ``event``'s partition."""
@@ -66,8 +75,21 @@ class StateCache(Generic[StateT]):
         """Write every dirty key once; returns how many were written."""
         written = 0
         for key, event in self._dirty.items():
+            raw = self._encode(self._states[key])
+            if len(raw) > MAX_STATE_BYTES:
+                # Sending it would crash the producer (and the worker): keep the last
+                # checkpoint that fit, and say so.
+                self.oversized += 1
+                logger.error(
+                    "state of key %r is %d bytes, over the %d-byte limit of a changelog "
+                    "record: not checkpointed (a crash would fall back to its last checkpoint)",
+                    key,
+                    len(raw),
+                    MAX_STATE_BYTES,
+                )
+                continue
             with as_current_event(event):
-                self.table[key.encode()] = self._encode(self._states[key])
+                self.table[key.encode()] = raw
             written += 1
         self._dirty.clear()
         return written

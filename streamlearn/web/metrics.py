@@ -72,5 +72,24 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.predict_seconds = Histogram(
+            "streamlearn_predict_seconds",
+            "Time to answer POST /api/v1/predict and /predict/batch on this worker.",
+            buckets=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0),
+            registry=self.registry,
+        )
+        self.model_learned = Counter(
+            "streamlearn_model_learned",
+            "Labelled events learned by the online model.",
+            registry=self.registry,
+        )
+        self.model_metric = Gauge(
+            "streamlearn_model_metric",
+            "Prequential metric of the online model per partition (global scope), "
+            "overall and over the last model_rolling_window labels (metric *_last).",
+            ["model", "metric", "partition"],
+            registry=self.registry,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
