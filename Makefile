@@ -47,6 +47,9 @@ integration: venv system-deps jars
 bench: venv jars
 	$(PY) benchmarks/throughput.py $(ARGS)
 	$(PY) benchmarks/query_api.py
+	$(PY) benchmarks/models_quality.py
+	$(PY) benchmarks/predict_api.py
+	$(PY) benchmarks/features_cost.py
 
 # Full-size fault tests: 200,000 events, three kill -9s (make test runs a smaller size).
 chaos: venv system-deps jars

@@ -263,7 +263,8 @@ def train(
     "--model",
     "model",
     required=True,
-    help="logreg, tree, arf, naive-bayes (classification); linear, tree, arf (regression).",
+    help="logreg-rbf, logreg, tree, arf, naive-bayes (classification); linear, tree, arf "
+    "(regression).",
 )
 @_TASK
 @_FEATURES

@@ -153,7 +153,7 @@ class ModelComponent:
             return
         gauge = self.metrics.model_metric
         for name, state in self.cache.items():
-            partition = name.rsplit(":", 1)[-1]
+            partition = display_name(name).removeprefix("partition-")
             for metric, value in self.model.metrics(state).items():
                 if value is not None:
                     gauge.labels(model=self.model.name, metric=metric, partition=partition).set(
@@ -183,4 +183,17 @@ class ModelComponent:
         return sorted(found.items())
 
     def describe_all(self) -> dict[str, Any]:
-        return {name: self.model.describe(state) for name, state in self.local_states()}
+        """Each state by a readable name: ``partition-<n>`` (global scope) or the key."""
+        return {
+            display_name(name): self.model.describe(state) for name, state in self.local_states()
+        }
+
+
+def display_name(name: str) -> str:
+    """``partition-3`` for a partition's global model, else the key itself.
+
+    >>> display_name(shard_key(3)), display_name("pump-7")
+    ('partition-3', 'pump-7')
+    """
+    prefix = shard_key(0)[:-1]
+    return f"partition-{name[len(prefix):]}" if name.startswith(prefix) else name

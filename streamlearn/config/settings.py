@@ -191,9 +191,9 @@ class Settings(BaseSettings):
     model_enabled: bool = Field(True, description="Predict on every event, learn from labels.")
     model_task: Literal["classification", "regression"] = "classification"
     model_learner: str = Field(
-        "logreg",
-        description="River learner: logreg, tree, arf, naive-bayes (classification); "
-        "linear, tree, arf (regression).",
+        "logreg-rbf",
+        description="River learner: logreg-rbf, logreg, tree, arf, naive-bayes "
+        "(classification); linear, tree, arf (regression).",
     )
     model_params: dict[str, Any] = Field(
         default_factory=dict, description="Parameters of the learner's main estimator (JSON)."

@@ -49,7 +49,7 @@ class ModelConfig:
     """What model to run and how labels are handled (from Settings)."""
 
     task: Task = "classification"
-    learner: str = "logreg"
+    learner: str = "logreg-rbf"
     params: dict[str, Any] = field(default_factory=dict)
     classes: tuple[Any, ...] = (False, True)
     label_ttl_ms: int = 600_000

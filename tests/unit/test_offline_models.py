@@ -359,7 +359,7 @@ def test_progressive_multiclass_and_params(data_dir: Path) -> None:
 
 
 def test_learner_registry() -> None:
-    assert learner_names("classification") == ["arf", "logreg", "naive-bayes", "tree"]
+    assert learner_names("classification") == ["arf", "logreg", "logreg-rbf", "naive-bayes", "tree"]
     with pytest.raises(LearnerError, match="unknown learner 'svm'"):
         build_learner("svm", "classification")
     with pytest.raises(LearnerError, match="unknown task"):
