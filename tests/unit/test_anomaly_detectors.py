@@ -26,6 +26,7 @@ from streamlearn.models.anomaly import (
     IsolationForestDetector,
     RobustZScore,
     SklearnLOF,
+    TemporalFeatures,
     make_detector,
 )
 
@@ -44,6 +45,10 @@ FACTORIES: dict[str, Callable[[], Detector]] = {
         reference_size=128, refit_every=128, n_neighbors=10, min_samples=64
     ),
     "autoencoder": lambda: AutoencoderDetector(hidden=(2,), batch_size=16, seed=1),
+    "temporal": lambda: TemporalFeatures(level_window=16, window=64, min_samples=16),
+    "temporal-season": lambda: TemporalFeatures(
+        season=8, cycles=3, level_window=16, window=64, min_samples=16
+    ),
     "calibrated": lambda: Calibrated(RobustZScore(window=64, min_samples=8), window=200),
     "ensemble": lambda: Ensemble(
         {
@@ -299,3 +304,37 @@ def test_bad_params_raise_anomaly_error(build: Callable[[], Detector]) -> None:
     with pytest.raises(AnomalyError) as info:
         build()
     assert isinstance(info.value, StreamlearnError)
+
+
+def test_skip_one_keeps_a_seasonal_phase_through_the_wrappers() -> None:
+    """An event that is not learned still advances the season (Calibrated, Ensemble)."""
+    skipped = Ensemble({"z": RobustZScore(window=8, min_samples=3, season=2)})
+    learned = Ensemble({"z": RobustZScore(window=8, min_samples=3, season=2)})
+    for i in range(20):
+        x = {"v": 100.0 + i % 3 if i % 2 == 0 else float(i % 3)}
+        skipped.learn_one(x)
+        learned.learn_one(x)
+    skipped.skip_one({"v": 1e6})  # phase 0 passes without being learned
+    high, low = {"v": 101.0}, {"v": 1.0}  # the next event has phase 1 (the low phase)
+    assert skipped.score_one(low) < skipped.score_one(high)
+    assert learned.score_one(high) < learned.score_one(low)  # not advanced: phase 0
+
+
+def test_calibrated_constant_and_discrete_histories() -> None:
+    class Echo(Detector):
+        def learn_one(self, x: Event) -> None:
+            pass
+
+        def score_one(self, x: Event) -> float:
+            return x["v"]
+
+    constant = Calibrated(Echo(), window=1000)
+    for _ in range(1000):
+        constant.learn_one({"v": 0.5})
+    # above a constant history: rarer than 1 in 1,001, not "impossible" (no alert storm)
+    assert constant.score_one({"v": 0.6}) == 1000 / 1001
+    discrete = Calibrated(Echo(), window=1000)
+    for i in range(1000):
+        discrete.learn_one({"v": float(i % 4)})  # the top 5 % all equal 3.0
+    assert discrete.score_one({"v": 3.5}) < discrete.score_one({"v": 30.0})
+    assert discrete.score_one({"v": 30.0}) > 0.9999

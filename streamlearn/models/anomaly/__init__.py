@@ -5,7 +5,8 @@
 * Raw detectors (score >= 0, scale per detector): :class:`RobustZScore` (``zscore``),
   :class:`HalfSpaceTrees` (``hst``), :class:`IncrementalLOF` (``lof``),
   :class:`IsolationForestDetector` (``iforest``), :class:`SklearnLOF` (``sklearn-lof``),
-  :class:`AutoencoderDetector` (``autoencoder``); :data:`DETECTORS` maps these names to
+  :class:`AutoencoderDetector` (``autoencoder``), :class:`TemporalFeatures`
+  (``temporal``: seasonal residual, level change, noise, repeats); :data:`DETECTORS` maps these names to
   the classes and :func:`make_detector` builds one.
 * :class:`Calibrated` turns raw scores into ``[0, 1]``: ``1 - P(raw >= s)`` from a
   running empirical CDF with a Pareto tail; :class:`Ensemble` combines calibrated
@@ -28,7 +29,7 @@ Examples
 Above all 50 recorded scores: "rarer than 1 in 51" is all 50 events can tell; with
 2,000 recorded, a Pareto tail resolves far rarer events (see :class:`Calibrated`).
 >>> sorted(DETECTORS)
-['autoencoder', 'hst', 'iforest', 'lof', 'sklearn-lof', 'zscore']
+['autoencoder', 'hst', 'iforest', 'lof', 'sklearn-lof', 'temporal', 'zscore']
 """
 
 from typing import Any
@@ -40,6 +41,7 @@ from streamlearn.models.anomaly.ensemble import Ensemble
 from streamlearn.models.anomaly.river_hst import HalfSpaceTrees
 from streamlearn.models.anomaly.river_lof import IncrementalLOF
 from streamlearn.models.anomaly.sklearn_batch import IsolationForestDetector, SklearnLOF
+from streamlearn.models.anomaly.temporal import TemporalFeatures
 from streamlearn.models.anomaly.zscore import RobustZScore
 
 #: Detectors a CLI can name (``--detector hst``), by name.
@@ -50,6 +52,7 @@ DETECTORS: dict[str, type[Detector]] = {
     "iforest": IsolationForestDetector,
     "sklearn-lof": SklearnLOF,
     "autoencoder": AutoencoderDetector,
+    "temporal": TemporalFeatures,
 }
 
 
@@ -81,6 +84,7 @@ __all__ = [
     "RobustZScore",
     "Scorer",
     "SklearnLOF",
+    "TemporalFeatures",
     "build_detector",
     "make_detector",
 ]

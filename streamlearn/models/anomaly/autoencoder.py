@@ -23,7 +23,8 @@ class AutoencoderDetector(Detector):
     transforms), the vector (features = sorted names seen) is buffered, and every
     ``batch_size`` learned events scikit-learn's ``MLPRegressor`` takes one
     ``partial_fit(X, X)`` step. Raw score: mean squared reconstruction error of ``x``;
-    0 before the first batch.
+    0 before the first batch. Scoring runs the network's forward pass in numpy (the
+    same floats as ``predict``, without its validation overhead).
 
     * Missing values are 0 after standardising, i.e. the running mean.
     * A new value name changes the input size: the network is rebuilt (the scaler and
@@ -88,5 +89,22 @@ class AutoencoderDetector(Detector):
             return 0.0
         known = {k: v for k, v in x.items() if k in self._scaler.counts and math.isfinite(v)}
         v = np.array([self._vector(self._scaler.transform_one(known))], dtype=float)
-        error = float(np.mean((np.ravel(self._net.predict(v)) - v.ravel()) ** 2))
+        error = float(np.mean((np.ravel(_forward(self._net, v)) - v.ravel()) ** 2))
         return error if math.isfinite(error) else 0.0
+
+
+def _forward(net: MLPRegressor, X: np.ndarray) -> np.ndarray:
+    """``net.predict(X)`` for a 2-d ``X``: the same operations, without input validation.
+
+    ReLU hidden layers (``MLPRegressor``'s default activation, the one used here) and an
+    identity output, as in scikit-learn's forward pass; its validation costs far more
+    than the arithmetic on one small row.
+    """
+    last = len(net.coefs_) - 1
+    activation = X
+    for i, (weights, bias) in enumerate(zip(net.coefs_, net.intercepts_, strict=True)):
+        activation = activation @ weights
+        activation += bias
+        if i != last:
+            np.maximum(activation, 0, out=activation)
+    return activation

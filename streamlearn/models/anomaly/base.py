@@ -50,6 +50,12 @@ class Detector:
         """Raw anomaly score of ``x`` (>= 0, higher = more anomalous); state unchanged."""
         raise NotImplementedError
 
+    def skip_one(self, x: dict[str, float]) -> None:
+        """An event passed that is not learned (e.g. an anomaly): keep time, learn nothing.
+
+        Detectors that count events (a seasonal phase) advance here; others ignore it.
+        """
+
     def _get_params(self) -> dict[str, Any]:
         """The constructor arguments, read back from the attributes of the same name."""
         return {

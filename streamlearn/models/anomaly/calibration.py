@@ -153,6 +153,10 @@ class Calibrated(Detector):
         self.detector.learn_one(x)
         self._last_x = None  # the detector changed: the cached raw score is stale
 
+    def skip_one(self, x: dict[str, float]) -> None:
+        self.detector.skip_one(x)
+        self._last_x = None
+
     def record(self, raw: float) -> None:
         """Add ``raw`` to the recorded scores (``learn_one`` does this)."""
         if math.isfinite(raw):
@@ -174,7 +178,15 @@ class Calibrated(Detector):
             return None
         u = s[n - peaks - 1]
         excess = [v - u for v in s[n - peaks :]]  # ascending
-        self._fit = (peaks, u, *fit_tail(excess))
+        shape, scale = fit_tail(excess)
+        if scale == 0.0:
+            # Every peak equals u (discrete raw scores, or a constant history): no tail
+            # to fit. Fall back to an exponential tail with the mean excess of the upper
+            # half over the median; 0 (a constant history) leaves "rarer than 1 in n + 1".
+            median = s[n // 2]
+            upper = [v - median for v in s[n // 2 :]]
+            shape, scale = 0.0, math.fsum(upper) / len(upper)
+        self._fit = (peaks, u, shape, scale)
         return self._fit
 
     def calibrate(self, raw: float) -> float:
@@ -188,8 +200,10 @@ class Calibrated(Detector):
             fit = self._tail_fit()
             assert fit is not None
             peaks, u, shape, scale = fit
-            if scale == 0.0:  # every peak equals u: nothing above u was ever recorded
-                return 1.0
+            if scale == 0.0:
+                # Every peak equals u: nothing above u was ever recorded, so as in the
+                # empirical part, "rarer than 1 in n + 1" is all that can be said.
+                return n / (n + 1)
             return 1.0 - (peaks / n) * gpd_survival(raw - u, shape, scale)
         below = bisect_left(self._sorted, raw)
         if below == n:

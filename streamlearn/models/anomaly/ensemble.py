@@ -90,6 +90,10 @@ class Ensemble(Detector):
         for member in self._calibrated.values():
             member.learn_one(x)
 
+    def skip_one(self, x: dict[str, float]) -> None:
+        for member in self._calibrated.values():
+            member.skip_one(x)
+
     def score_details(self, x: dict[str, float]) -> dict[str, float]:
         """Calibrated score of each member, by name."""
         return {name: m.score_one(x) for name, m in self._calibrated.items()}

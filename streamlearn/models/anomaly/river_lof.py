@@ -15,7 +15,10 @@ class IncrementalLOF(Detector):
     Memory is bounded in place: River 0.26 keeps the points in its neighbour engine,
     here a ``neighbors.LazySearch(window_size=max_points)``, a FIFO of the last
     ``max_points`` learned events. Scoring is exact brute force: about
-    ``(n_neighbors + 1) * max_points`` distances per ``score_one``.
+    ``(n_neighbors + 1) * max_points`` distances per ``score_one``, each a Python loop
+    over a dict: about 3 ms per event with the defaults on 9 values (measured on
+    Shuttle), i.e. a few hundred events per second per core. That is River's cost;
+    use it on low-rate keys, or ``SklearnLOF`` (tens of µs per event).
 
     * Raw score: the LOF (about 1 for inliers, much larger for outliers); 0 while the
       window is too small to define it.

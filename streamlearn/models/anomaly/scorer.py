@@ -16,7 +16,8 @@ Per event of a key:
    closes after ``cooldown`` events in a row below it. Anomalous events inside an open
    episode emit nothing.
 4. Learning: anomalous events are not learned (the detector is protected from the
-   anomaly it is reporting) unless ``learn_anomalies``; an episode that lasts more than
+   anomaly it is reporting; ``skip_one`` keeps a seasonal detector's phase) unless
+   ``learn_anomalies``; an episode that lasts more than
    ``relearn_after`` events is taken as the new normal and learned from then on, so a
    permanent level shift ends in one alert, not an endless episode.
 """
@@ -292,6 +293,8 @@ class Scorer:
         if learn:
             detector.learn_one(values)
             state.explainer.learn_one(values)
+        else:
+            detector.skip_one(values)  # seasonal detectors keep their phase
         state.events += 1
         return Scored(score, raw, anomalous, alert, learn)
 
