@@ -6,8 +6,8 @@
   :class:`HalfSpaceTrees` (``hst``), :class:`IncrementalLOF` (``lof``),
   :class:`IsolationForestDetector` (``iforest``), :class:`SklearnLOF` (``sklearn-lof``),
   :class:`AutoencoderDetector` (``autoencoder``), :class:`TemporalFeatures`
-  (``temporal``: seasonal residual, level change, noise, repeats); :data:`DETECTORS` maps these names to
-  the classes and :func:`make_detector` builds one.
+  (``temporal``: seasonal residual, level change, noise, repeats); :data:`DETECTORS`
+  maps these names to the classes and :func:`make_detector` builds one.
 * :class:`Calibrated` turns raw scores into ``[0, 1]``: ``1 - P(raw >= s)`` from a
   running empirical CDF with a Pareto tail; :class:`Ensemble` combines calibrated
   members; :func:`build_detector` builds one by name (``default``, ``zscore+hst``).
