@@ -196,4 +196,4 @@ def display_name(name: str) -> str:
     ('partition-3', 'pump-7')
     """
     prefix = shard_key(0)[:-1]
-    return f"partition-{name[len(prefix):]}" if name.startswith(prefix) else name
+    return f"partition-{name[len(prefix) :]}" if name.startswith(prefix) else name
