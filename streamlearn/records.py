@@ -103,7 +103,7 @@ class LabelRecord:
     id: str
     key: str
     label: Label
-    ts_ms: int
+    ts_ms: int | None  # None: the label record had no ts (it is not aged)
     src_partition: int
     src_offset: int
 

@@ -170,7 +170,7 @@ def parse_label(
 
     >>> parse_label(b'{"id": "e1", "key": "k", "label": true}', partition=0, offset=5,
     ...             timestamp_ms=1000, max_bytes=1024)
-    LabelRecord(id='e1', key='k', label=True, ts_ms=1000, src_partition=0, src_offset=5)
+    LabelRecord(id='e1', key='k', label=True, ts_ms=None, src_partition=0, src_offset=5)
     >>> parse_label(b'{"key": "k", "label": 1}', partition=0, offset=5,
     ...             timestamp_ms=0, max_bytes=1024)
     Traceback (most recent call last):
@@ -206,5 +206,6 @@ def parse_label(
         )
     if isinstance(label, float) and not math.isfinite(label):
         raise InvalidEvent(ErrorCode.NON_FINITE, "label is not finite")
-    ts_ms = _parse_ts(doc.get("ts"), timestamp_ms)
+    raw_ts = doc.get("ts")
+    ts_ms = None if raw_ts is None else _parse_ts(raw_ts, timestamp_ms)
     return LabelRecord(event_id, key, label, ts_ms, partition, offset)

@@ -260,10 +260,14 @@ class OnlineModel:
             dropped += 1
         return dropped
 
-    def apply_label(self, state: ModelState, event_id: str, label: Any, ts_ms: int) -> None:
+    def apply_label(self, state: ModelState, event_id: str, label: Any, ts_ms: int | None) -> None:
         """Join a delayed label to its pending prediction and learn; :class:`LabelError`
-        when there is no such prediction (unknown or expired) or the label is unusable."""
-        self._expire(state, ts_ms)
+        when there is no such prediction (unknown or expired) or the label is unusable.
+
+        Only events move the expiry clock: a label (perhaps a wrong one, or one with a
+        far-off ``ts``) never expires other predictions. A label with a ``ts`` more than
+        ``label_ttl_ms`` after its event's is refused; one without ``ts`` is not aged.
+        """
         entry = state.pending.get(event_id)
         if entry is None:
             if event_id in state.expired_ids:
@@ -276,12 +280,14 @@ class OnlineModel:
             state.labels_unknown += 1
             raise LabelError(f"no pending prediction for event id {event_id!r}", "unknown_id")
         pred_ts, x, y_pred, proba = entry
-        if ts_ms - pred_ts > self.config.label_ttl_ms:
+        if ts_ms is not None and ts_ms - pred_ts > self.config.label_ttl_ms:
             del state.pending[event_id]
+            state.expired_ids.append(event_id)
             state.labels_expired += 1
             raise LabelError(
-                f"the label for event {event_id!r} came {ts_ms - pred_ts} ms after it, "
-                f"more than label_ttl_ms {self.config.label_ttl_ms}",
+                f"the prediction for event {event_id!r} expired: its label came "
+                f"{ts_ms - pred_ts} ms after it, more than label_ttl_ms "
+                f"{self.config.label_ttl_ms}",
                 "expired",
             )
         self._learn(state, x, label, y_pred, proba)  # may raise: the entry stays pending

@@ -56,6 +56,8 @@ def parse_predict_event(doc: Any, where: str = "body") -> Event:
         raise BadRequest(f"{where}.values must be an object of 1 to {MAX_VALUES} numbers")
     clean = {}
     for name, v in values.items():
+        if not name:
+            raise BadRequest(f"{where}.values: a value name is empty")
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
             raise BadRequest(f"{where}.values.{name} must be a finite number, got {v!r}")
         clean[name] = float(v)
