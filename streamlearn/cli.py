@@ -90,9 +90,9 @@ def worker(obj: _Context, loglevel: str | None) -> None:
     try:
         settings = obj.settings()
         _ensure_topics_or_explain(settings, ensure_topics_sync)
+        built = build_worker(settings)  # e.g. a saved model that does not verify
     except StreamlearnError as exc:
         raise _fail(exc) from None
-    built = build_worker(settings)
     faust_worker = faust.Worker(
         built.app,
         loglevel=loglevel or settings.log_level,

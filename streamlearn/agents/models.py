@@ -43,6 +43,11 @@ class ModelComponent:
         self.model = OnlineModel(settings.online_model_config())
         self.features = FeaturePipeline(settings.model_features)
         self.per_key = settings.model_scope == "key"
+        self.offline = None  # a scikit-learn model saved by `streamlearn train --save`
+        if settings.model_serve_path is not None:
+            from streamlearn.models.offline import load_model
+
+            self.offline = load_model(settings.model_serve_path, settings.signing_key())
         self.delayed = settings.model_delayed_labels
         self.key = settings.signing_key()
         self.table = bytes_table(

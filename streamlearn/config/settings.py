@@ -228,6 +228,18 @@ class Settings(BaseSettings):
     model_rolling_window: int = Field(
         1_000, ge=1, description="Labels in the 'last N' prequential metrics."
     )
+    model_select_k: int = Field(
+        0,
+        ge=0,
+        description="Online feature selection: learn from the k features most correlated "
+        "with the label (|Pearson r|); 0: every feature.",
+    )
+    model_serve_path: Path | None = Field(
+        None,
+        description="A model saved by `streamlearn train --save`, served by POST "
+        "/api/v1/predict?model=offline on the event's raw values (signed with this "
+        "app's secret key).",
+    )
     model_predict_cache_s: float = Field(
         1.0, ge=0, description="POST /api/v1/predict answers are cached this long (0: off)."
     )
@@ -424,6 +436,7 @@ class Settings(BaseSettings):
             label_ttl_ms=self.model_label_ttl_ms,
             pending_max=self.model_pending_max,
             rolling_window=self.model_rolling_window,
+            select_k=self.model_select_k,
         )
 
     def signing_key(self) -> bytes:

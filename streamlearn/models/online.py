@@ -56,6 +56,8 @@ class ModelConfig:
     pending_max: int = 2_000
     rolling_window: int = 1_000
     seed: int = 0
+    #: keep the k features most correlated with the target (online); 0: all features
+    select_k: int = 0
 
 
 @dataclass(slots=True)
@@ -149,6 +151,11 @@ class OnlineModel:
         self.name = name or config.learner
         if config.task == "classification" and len(config.classes) < 2:
             raise StreamlearnError("a classifier needs at least two classes")
+        if config.select_k and config.task == "classification" and len(config.classes) > 2:
+            raise StreamlearnError(
+                "online feature selection (select_k) needs a numeric or binary target; "
+                "select features offline for more classes"
+            )
         self._binary = config.task == "classification" and len(config.classes) == 2
         build_learner(config.learner, config.task, seed=config.seed, **self._learner_kwargs())
 
@@ -162,6 +169,11 @@ class OnlineModel:
         learner = build_learner(
             self.config.learner, self.config.task, seed=self.config.seed, **self._learner_kwargs()
         )
+        if self.config.select_k:
+            from streamlearn.models.features import OnlineSelectKBest
+
+            # Every feature passes until 50 labels are learned, then the k best by |r|.
+            learner = OnlineSelectKBest(k=self.config.select_k, warmup=50) | learner
         return ModelState(self.config, learner)
 
     # --- labels ---------------------------------------------------------------------

@@ -103,8 +103,33 @@ def register_models_api(app: faust.App, worker: Worker) -> None:
     metrics = worker.metrics
     cache = TTLCache(worker.settings.model_predict_cache_s)
 
-    def predict_local(event: Event) -> dict[str, Any]:
+    def predict_offline(event: Event) -> dict[str, Any]:
+        """The saved scikit-learn model on the event's raw values (no stream state)."""
+        assert component is not None and component.offline is not None
+        from streamlearn.models.offline import MissingFeaturesError
+
+        saved = component.offline
+        started = time.perf_counter()
+        try:
+            y = saved.predict_one(event.values)
+            classifier = saved.task == "classification"
+            proba = saved.predict_proba_one(event.values) if classifier else None
+        except MissingFeaturesError as exc:
+            raise BadRequest(f"values: {exc}") from None
+        p = None if not proba else float(max(proba.values()))
+        return {
+            "key": event.key,
+            "prediction": y.item() if hasattr(y, "item") else y,
+            "probability": p,
+            "model": f"offline:{saved.model}",
+            "model_version": None,
+            "latency_us": round((time.perf_counter() - started) * 1e6, 1),
+        }
+
+    def predict_local(event: Event, which: str = "live") -> dict[str, Any]:
         assert component is not None
+        if which == "offline":
+            return predict_offline(event)
         from streamlearn.agents.windows import partition_for_key
 
         partition = partition_for_key(event.key, worker.settings.topic_partitions)
@@ -141,6 +166,14 @@ def register_models_api(app: faust.App, worker: Worker) -> None:
         own = str(app.conf.canonical_url).rstrip("/")
         return None if url == own else url
 
+    def model_choice(request: Request) -> str:
+        which = request.query.get("model", "live")
+        if which not in ("live", "offline"):
+            raise BadRequest(f"model must be live or offline, got {which!r}")
+        if which == "offline" and (component is None or component.offline is None):
+            raise BadRequest("no offline model is served: set model_serve_path", 404)
+        return which
+
     async def read_json(view: View, request: Request) -> Any:
         try:
             return orjson.loads(await view.web.read_request_content(request))
@@ -158,7 +191,7 @@ def register_models_api(app: faust.App, worker: Worker) -> None:
             started = time.perf_counter()
             try:
                 body = await self.web.read_request_content(request)
-                hit = cache.get(body)
+                hit = cache.get(request.query.get("model", "live").encode() + b"\0" + body)
                 if hit is not None:
                     return _ok(self, hit)
                 try:
@@ -166,9 +199,16 @@ def register_models_api(app: faust.App, worker: Worker) -> None:
                 except orjson.JSONDecodeError as exc:
                     raise BadRequest(f"the body is not JSON: {exc}") from None
                 event = parse_predict_event(doc)
-                url = None if request.query.get("scope") == "local" else owner_url(event.key)
-                answer = await forward(url, "/api/v1/predict", doc) if url else predict_local(event)
-                cache.put(body, answer)
+                which = model_choice(request)
+                # the offline model has no per-key state: any worker answers
+                local = request.query.get("scope") == "local" or which == "offline"
+                url = None if local else owner_url(event.key)
+                answer = (
+                    await forward(url, "/api/v1/predict", doc)
+                    if url
+                    else predict_local(event, which)
+                )
+                cache.put(request.query.get("model", "live").encode() + b"\0" + body, answer)
                 return _ok(self, answer)
             except BadRequest as exc:
                 return _error(self, exc.status, exc.message)
@@ -189,7 +229,8 @@ def register_models_api(app: faust.App, worker: Worker) -> None:
                 if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
                     raise BadRequest(f'the body must be {{"events": [1 to {MAX_BATCH} events]}}')
                 events = [parse_predict_event(d, f"events[{i}]") for i, d in enumerate(items)]
-                local = request.query.get("scope") == "local"
+                which = model_choice(request)
+                local = request.query.get("scope") == "local" or which == "offline"
                 groups: dict[str | None, list[int]] = {}
                 for i, event in enumerate(events):
                     groups.setdefault(None if local else owner_url(event.key), []).append(i)
@@ -198,7 +239,7 @@ def register_models_api(app: faust.App, worker: Worker) -> None:
                 async def run(url: str | None, indexes: list[int]) -> None:
                     if url is None:
                         for i in indexes:
-                            answers[i] = predict_local(events[i])
+                            answers[i] = predict_local(events[i], which)
                         return
                     reply = await forward(
                         url, "/api/v1/predict/batch", {"events": [items[i] for i in indexes]}

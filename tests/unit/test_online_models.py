@@ -150,3 +150,16 @@ def test_label_records_parse_and_travel_on_the_keyed_topic() -> None:
             parse_label(raw, partition=0, offset=0, timestamp_ms=0, max_bytes=1024)
         assert info.value.code.value == code, raw
     assert math.isfinite(label.ts_ms)
+
+
+def test_online_feature_selection_keeps_the_informative_features() -> None:
+    rows = phishing()
+    model = OnlineModel(ModelConfig(learner="logreg", select_k=3))
+    state = model.new_state()
+    for i, (x, y) in enumerate(rows):
+        model.predict_event(state, "k", f"e{i}", i, {**x, "noise": float(i * 7919 % 13)}, label=y)
+    selected = state.learner["OnlineSelectKBest"].selected
+    assert len(selected) == 3 and "noise" not in selected
+    assert model.metrics(state)["accuracy"] > 0.85
+    with pytest.raises(Exception, match="select_k"):
+        OnlineModel(ModelConfig(select_k=2, classes=("a", "b", "c")))
