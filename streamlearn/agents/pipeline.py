@@ -64,9 +64,34 @@ async def commit_state(app: faust.App, components: Sequence[Component]) -> None:
     (``take_events`` acks when the loop body returns; Faust flushes the changelog
     writes before committing).
     """
-    await app.producer.flush()
+    await flush_producer(app)
     for component in components:
         component.flush_state()
+
+
+async def flush_producer(app: faust.App) -> None:
+    """Until every record sent so far is acknowledged by Kafka.
+
+    Faust's ``Producer.flush`` drains its buffer only while each message leaves within
+    0.1 s, then gives up silently (slow broker, busy CPU); records still in the buffer
+    would then miss the flush. So: drain the buffer until it is empty, then flush the
+    Kafka client (which waits for the broker's acks of everything handed to it).
+    """
+    producer = app.producer
+    buffer = producer.buffer
+    started = time.monotonic()
+    warned_at = started
+    while buffer.size:
+        await buffer.flush()
+        now = time.monotonic()
+        if buffer.size and now - warned_at >= 10.0:
+            warned_at = now
+            logger.warning(
+                "still waiting for %d records to reach Kafka (%.0f s) before writing state",
+                buffer.size,
+                now - started,
+            )
+    await producer.flush()
 
 
 def register_pipeline(
