@@ -186,6 +186,9 @@ async def _delete_topics(settings: Settings) -> None:
 def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     for name, value in settings.model_dump(mode="json").items():
+        secret = getattr(settings, name)
+        if hasattr(secret, "get_secret_value"):  # dumped masked: pass the real value on
+            value = secret.get_secret_value()
         if value is not None:
             text = json.dumps(value) if isinstance(value, list | dict) else str(value)
             env[f"STREAMLEARN_{name.upper()}"] = text
@@ -260,6 +263,9 @@ def run_demo(settings: Settings, *, duration_s: float | None = None, rate: float
             # Daily data: weekly and 4-weekly windows (1-minute ones would hold one event).
             "windows": ("tumbling:7d", "tumbling:28d"),
             "window_idle_timeout_s": 10.0,
+            # The label is a return (a number): the online model is a regression.
+            "model_task": "regression",
+            "model_learner": "linear",
         }
     )
     broker = None
