@@ -50,7 +50,9 @@ from tests.integration.workers import (
 pytestmark = pytest.mark.integration
 
 BASE_TS = 1_700_000_000_000
-QUIET = {"stats_emit_every_events": 100_000, "stats_emit_interval_s": 0.0}
+# Only the component under test works hard: no running-statistics records, no online
+# model (its per-event predictions and checkpoints would slow a loaded CI machine).
+QUIET = {"stats_emit_every_events": 100_000, "stats_emit_interval_s": 0.0, "model_enabled": False}
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -324,10 +326,10 @@ def kill_run(request, kafka_broker, tmp_path_factory) -> KillRun:
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
         producer.start()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         applied_at_kill = 0
         while applied_at_kill < len(valid) // 5:
-            assert time.monotonic() < deadline, "the worker applied too little in 60 s"
+            assert time.monotonic() < deadline, "the worker applied too little in 180 s"
             time.sleep(0.02)
             applied_at_kill = sum(applied(worker, KEYS).values())
         # Right after a batch was applied: its outputs may still be on their way.
