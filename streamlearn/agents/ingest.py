@@ -20,6 +20,16 @@ def register_ingest(app: faust.App, settings: Settings, topics: Topics, metrics:
     events_in = metrics.events_in.labels(topic=topics.events.get_topic_name())
     keyed_out = metrics.events_out.labels(topic=keyed.get_topic_name())
 
+    def refuse(message: Any, exc: InvalidEvent) -> None:
+        """The original record, byte for byte, to the dead-letter topic with the reason."""
+        letter = DeadLetter(exc.code, exc.reason, message.topic, message.partition, message.offset)
+        deadletter.send_soon(
+            key=message.key,
+            value=message.value,
+            headers=[*(message.headers or ()), *letter.headers()],
+        )
+        metrics.dead_letters.labels(reason=exc.code.value).inc()
+
     # concurrency=1: with more, Faust can commit an offset past a message still in
     # flight, and a crash then loses it (faust-streaming #606).
     @app.agent(topics.events, name="streamlearn.ingest", concurrency=1)
@@ -39,15 +49,7 @@ def register_ingest(app: faust.App, settings: Settings, topics: Topics, metrics:
                     max_bytes=max_bytes,
                 )
             except InvalidEvent as exc:
-                letter = DeadLetter(
-                    exc.code, exc.reason, message.topic, message.partition, message.offset
-                )
-                deadletter.send_soon(
-                    key=message.key,
-                    value=message.value,
-                    headers=[*(message.headers or ()), *letter.headers()],
-                )
-                metrics.dead_letters.labels(reason=exc.code.value).inc()
+                refuse(message, exc)
                 continue
             parsed.src_partitions = source_partitions
             keyed.send_soon(key=parsed.key.encode(), value=parsed.to_keyed())
@@ -71,15 +73,7 @@ def register_ingest(app: faust.App, settings: Settings, topics: Topics, metrics:
                     max_bytes=max_bytes,
                 )
             except InvalidEvent as exc:
-                letter = DeadLetter(
-                    exc.code, exc.reason, message.topic, message.partition, message.offset
-                )
-                deadletter.send_soon(
-                    key=message.key,
-                    value=message.value,
-                    headers=[*(message.headers or ()), *letter.headers()],
-                )
-                metrics.dead_letters.labels(reason=exc.code.value).inc()
+                refuse(message, exc)
                 continue
             keyed.send_soon(key=label.key.encode(), value=label.to_keyed())
             keyed_out.inc()
