@@ -23,6 +23,7 @@ TOPIC_NAMES = (
     "deadletter",
     "labels",
     "scores",
+    "model_events",
 )
 
 
@@ -36,6 +37,8 @@ class Topics:
     scores: faust.TopicT
     labels: faust.TopicT
     predictions: faust.TopicT
+    drift: faust.TopicT
+    model_events: faust.TopicT
 
 
 def _raw_topic(app: faust.App, name: str, *, partitions: int | None = None) -> faust.TopicT:
@@ -61,6 +64,8 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         scores=_raw_topic(app, settings.topic("scores")),
         labels=_raw_topic(app, settings.topic("labels")),
         predictions=_raw_topic(app, settings.topic("predictions")),
+        drift=_raw_topic(app, settings.topic("drift")),
+        model_events=_raw_topic(app, settings.topic("model_events")),
     )
 
 

@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     topic_scores: str = Field(
         "scores", description="Every event's anomaly score (only with anomaly_emit_scores)."
     )
+    topic_model_events: str = Field(
+        "model-events", description="Model lifecycle events: challengers, promotions."
+    )
+    topic_registry: str = Field(
+        "model-registry", description="Compacted: the model registry's metadata."
+    )
     topic_partitions: int = Field(4, ge=1, le=10_000)
     topic_replication_factor: int = Field(1, ge=1, le=32)
 
@@ -244,6 +250,108 @@ class Settings(BaseSettings):
         1.0, ge=0, description="POST /api/v1/predict answers are cached this long (0: off)."
     )
 
+    model_name: str = Field(
+        "default",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="The stream model's name in the registry and in metrics.",
+    )
+    model_monitor_metric: str | None = Field(
+        None,
+        description="Rolling metric watched for degradation and compared between champion "
+        "and challengers (default: accuracy for classification, mae for regression).",
+    )
+    model_degradation_margin: float = Field(
+        0.05,
+        gt=0,
+        description="Alert when the rolling metric is worse than at promotion by more "
+        "than this (absolute).",
+    )
+    model_degradation_events: int = Field(
+        500, ge=1, description="...for this many consecutive labels."
+    )
+    model_challengers: bool = Field(
+        True,
+        description="Start a challenger when concept drift fires on the champion's errors "
+        "and promote it when it is better.",
+    )
+    model_challenger_window: int = Field(
+        500, ge=30, description="Labels in the champion/challenger comparison window."
+    )
+    model_promote_margin: float = Field(
+        0.02,
+        ge=0,
+        description="A challenger must beat the champion's rolling metric by this much.",
+    )
+    model_promote_alpha: float = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        description="Significance of the promotion guard (McNemar for classification, "
+        "Wilcoxon signed-rank on absolute errors for regression).",
+    )
+    model_challenger_max_labels: int = Field(
+        20_000, ge=100, description="A challenger not promoted after this many labels retires."
+    )
+
+    # --- drift ----------------------------------------------------------------------
+    drift_enabled: bool = Field(True, description="Detect data and concept drift.")
+    drift_detector: str = Field(
+        "adwin", description="Online data drift detector per key x value: adwin, kswin, "
+        "page-hinkley."
+    )
+    drift_params: dict[str, Any] = Field(
+        default_factory=dict, description="Parameters of drift_detector (JSON)."
+    )
+    drift_concept_detector: str = Field(
+        "adwin",
+        description="Detector on each model's error stream: adwin, page-hinkley, kswin; for "
+        "classification also ddm, eddm, hddm-a, hddm-w.",
+    )
+    drift_concept_params: dict[str, Any] = Field(
+        default_factory=dict, description="Parameters of drift_concept_detector (JSON)."
+    )
+    drift_reference_events: int = Field(
+        1_000,
+        ge=30,
+        description="Reference window: the first N events of a key (or after a model "
+        "version starts).",
+    )
+    drift_reference_from_ms: int | None = Field(
+        None, description="Pin the reference to events with ts in [from, to) instead."
+    )
+    drift_reference_to_ms: int | None = None
+    drift_window_events: int = Field(
+        1_000, ge=30, description="Current window compared against the reference."
+    )
+    drift_compare_every: int = Field(
+        1_000, ge=1, description="Compare reference and current windows every N events."
+    )
+    drift_compare_alpha: float = Field(
+        1e-6,
+        gt=0,
+        lt=1,
+        description="Kolmogorov-Smirnov p-value below which a comparison is drift.",
+    )
+    drift_psi_threshold: float = Field(
+        0.25, gt=0, description="Population stability index above which a comparison is drift."
+    )
+    drift_cooldown_events: int = Field(
+        1_000, ge=0, description="Events after a drift record before the same subject re-alerts."
+    )
+
+    # --- registry and alerting ----------------------------------------------------------
+    registry_dir: Path | None = Field(
+        None,
+        description="Artifact store of the model registry (default data_dir/registry); "
+        "shared storage when workers run on several machines.",
+    )
+    alert_webhook_url: str | None = Field(
+        None, description="POST every alert (JSON) to this URL, with retries."
+    )
+    alert_webhook_timeout_s: float = Field(5.0, gt=0, le=300)
+    alert_webhook_retries: int = Field(5, ge=0, le=100)
+    alert_webhook_backoff_s: float = Field(0.5, gt=0, le=60)
+
     secret_key: SecretStr | None = Field(
         None,
         description="Hex key that signs detector and model checkpoints (HMAC-SHA256). Every "
@@ -306,6 +414,8 @@ class Settings(BaseSettings):
         "topic_deadletter",
         "topic_labels",
         "topic_scores",
+        "topic_model_events",
+        "topic_registry",
         "app_id",
     )
     @classmethod
@@ -446,6 +556,10 @@ class Settings(BaseSettings):
         if self.secret_key is not None:
             return bytes.fromhex(self.secret_key.get_secret_value())
         return load_or_create_key(self.data_dir / "secret.key")
+
+    def registry_path(self) -> Path:
+        """The model registry's artifact store directory."""
+        return self.registry_dir if self.registry_dir is not None else self.data_dir / "registry"
 
     def window_specs(self) -> list[Any]:
         """The parsed :class:`~streamlearn.analytics.windows.WindowSpec` list."""
