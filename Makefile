@@ -51,6 +51,7 @@ bench: venv jars
 	$(PY) benchmarks/predict_api.py
 	$(PY) benchmarks/features_cost.py
 	$(PY) benchmarks/anomaly_quality.py
+	$(PY) benchmarks/drift_quality.py
 
 # Full-size fault tests: 200,000 events, three kill -9s (make test runs a smaller size).
 chaos: venv system-deps jars

@@ -344,3 +344,12 @@ def _register_model_commands() -> None:
 
 
 _register_model_commands()
+
+
+def _register_registry_commands() -> None:
+    from streamlearn.cli_registry import models
+
+    main.add_command(models)
+
+
+_register_registry_commands()

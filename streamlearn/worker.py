@@ -7,11 +7,14 @@ from dataclasses import dataclass
 import faust
 
 from streamlearn.agents import StatsComponent, register_ingest, register_pipeline
+from streamlearn.agents.alerts import register_alerts
 from streamlearn.agents.anomaly import AnomalyComponent
+from streamlearn.agents.drift import DriftComponent
 from streamlearn.agents.models import ModelComponent
 from streamlearn.agents.windows import WindowsComponent
 from streamlearn.app import create_app
 from streamlearn.config import Settings
+from streamlearn.registry import RegistryClient
 from streamlearn.topics import Topics, declare_topics
 from streamlearn.web.metrics import Metrics
 
@@ -26,6 +29,8 @@ class Worker:
     windows: WindowsComponent
     anomaly: AnomalyComponent | None = None
     models: ModelComponent | None = None
+    drift: DriftComponent | None = None
+    registry: RegistryClient | None = None  # the model registry (metadata topic view)
 
 
 def build_worker(settings: Settings) -> Worker:
@@ -34,18 +39,27 @@ def build_worker(settings: Settings) -> Worker:
     from streamlearn.web.anomaly_api import register_anomaly_api
     from streamlearn.web.api import register_api
     from streamlearn.web.models_api import register_models_api
+    from streamlearn.web.registry_api import register_registry_api
     from streamlearn.web.views import register_views
 
     app = create_app(settings)
     topics = declare_topics(app, settings)
     metrics = Metrics()
+    registry = RegistryClient(settings)
+    app.task(registry.run)  # the registry view tails its topic while the app runs
     register_ingest(app, settings, topics, metrics)
     stats = StatsComponent(app, settings, topics, metrics)
     windows = WindowsComponent(app, settings, topics, metrics)
     anomaly = AnomalyComponent(app, settings, topics, metrics) if settings.anomaly_enabled else None
     models = ModelComponent(app, settings, topics, metrics) if settings.model_enabled else None
-    components = [c for c in (stats, windows, anomaly, models) if c is not None]
+    if models is not None:
+        models.registry = registry  # promotions recorded, candidates and production loaded
+    drift = (
+        DriftComponent(app, settings, topics, metrics, models) if settings.drift_enabled else None
+    )
+    components = [c for c in (stats, windows, anomaly, models, drift) if c is not None]
     register_pipeline(app, settings, topics, components)
+    register_alerts(app, settings, topics, metrics)  # only with alert_webhook_url
     worker = Worker(
         settings=settings,
         app=app,
@@ -55,10 +69,13 @@ def build_worker(settings: Settings) -> Worker:
         windows=windows,
         anomaly=anomaly,
         models=models,
+        drift=drift,
+        registry=registry,
     )
     register_views(app, worker)
     queries = register_api(app, worker)
     register_analysis_api(app, worker, queries)
     register_anomaly_api(app, worker)
     register_models_api(app, worker)
+    register_registry_api(app, worker)
     return worker

@@ -250,10 +250,11 @@ class Settings(BaseSettings):
         1.0, ge=0, description="POST /api/v1/predict answers are cached this long (0: off)."
     )
 
-    model_name: str = Field(
-        "default",
+    model_name: str | None = Field(
+        None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
-        description="The stream model's name in the registry and in metrics.",
+        description="The stream model's name in records, the report endpoint and the "
+        "registry (default: the learner's name, e.g. logreg-rbf).",
     )
     model_monitor_metric: str | None = Field(
         None,
@@ -296,8 +297,8 @@ class Settings(BaseSettings):
     # --- drift ----------------------------------------------------------------------
     drift_enabled: bool = Field(True, description="Detect data and concept drift.")
     drift_detector: str = Field(
-        "adwin", description="Online data drift detector per key x value: adwin, kswin, "
-        "page-hinkley."
+        "adwin",
+        description="Online data drift detector per key x value: adwin, kswin, page-hinkley.",
     )
     drift_params: dict[str, Any] = Field(
         default_factory=dict, description="Parameters of drift_detector (JSON)."
@@ -466,6 +467,18 @@ class Settings(BaseSettings):
                 raise ValueError(f"{part.strip()!r} is not host:port (e.g. kafka://127.0.0.1:9092)")
         return value
 
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from streamlearn.alerts.webhook import validate_webhook_url
+
+        try:
+            return validate_webhook_url(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
     @field_validator("secret_key")
     @classmethod
     def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -508,6 +521,20 @@ class Settings(BaseSettings):
                 FeaturePipeline(self.model_features)
             except StreamlearnError as exc:
                 raise ValueError(f"model_features ({ENV_PREFIX}MODEL_FEATURES): {exc}") from None
+        if self.drift_enabled:
+            from streamlearn.drift import validate_drift_settings
+
+            try:
+                validate_drift_settings(self)
+            except StreamlearnError as exc:
+                raise ValueError(f"drift_* settings: {exc}") from None
+        if self.model_enabled:
+            from streamlearn.models.champion import Lifecycle
+
+            try:
+                Lifecycle(self.champion_config(), self.model_task, self.model_name)
+            except StreamlearnError as exc:
+                raise ValueError(f"model_* settings: {exc}") from None
         if self.kafka_port == self.kafka_controller_port:
             raise ValueError("kafka_port and kafka_controller_port must differ")
         if self.broker_security_protocol.startswith("SASL") and not (
@@ -547,7 +574,31 @@ class Settings(BaseSettings):
             pending_max=self.model_pending_max,
             rolling_window=self.model_rolling_window,
             select_k=self.model_select_k,
+            champion=self.champion_config(),
+            drift=self.drift_config() if self.drift_enabled else None,
+            model_name=self.model_name,
         )
+
+    def champion_config(self) -> Any:
+        """The :class:`~streamlearn.models.champion.ChampionConfig` of these settings."""
+        from streamlearn.models.champion import ChampionConfig
+
+        return ChampionConfig(
+            challengers=self.model_challengers,
+            window=self.model_challenger_window,
+            margin=self.model_promote_margin,
+            alpha=self.model_promote_alpha,
+            max_labels=self.model_challenger_max_labels,
+            monitor_metric=self.model_monitor_metric,
+            degradation_margin=self.model_degradation_margin,
+            degradation_events=self.model_degradation_events,
+        )
+
+    def drift_config(self) -> Any:
+        """The :class:`~streamlearn.drift.DriftConfig` of these settings."""
+        from streamlearn.drift import DriftConfig
+
+        return DriftConfig.from_settings(self)
 
     def signing_key(self) -> bytes:
         """The checkpoint signing key: ``secret_key``, else data_dir/secret.key."""
@@ -606,7 +657,12 @@ class Settings(BaseSettings):
 
     def masked(self) -> dict[str, Any]:
         """All values as JSON-friendly data with secrets masked (for logs and `config`)."""
-        return self.model_dump(mode="json")
+        values = self.model_dump(mode="json")
+        if self.alert_webhook_url:
+            from streamlearn.alerts.webhook import mask_url
+
+            values["alert_webhook_url"] = mask_url(self.alert_webhook_url)
+        return values
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
@@ -637,7 +693,7 @@ def format_validation_error(exc: ValidationError) -> str:
         env = f"{ENV_PREFIX}{loc.upper()}" if err["loc"] else ""
         name = f"{loc} ({env})" if env else loc
         given = err.get("input")
-        secret = any(word in loc for word in ("password", "secret", "token"))
+        secret = any(word in loc for word in ("password", "secret", "token", "url"))
         shown = "" if isinstance(given, dict) or given is None or secret else f"; got {given!r}"
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":

@@ -24,6 +24,7 @@ from river import metrics as rmetrics
 from river import utils as rutils
 
 from streamlearn.errors import StreamlearnError
+from streamlearn.models.champion import ChampionConfig, Lifecycle, VersionInfo
 from streamlearn.models.learners import build_learner
 from streamlearn.tables.marks import OffsetMarks
 
@@ -58,6 +59,12 @@ class ModelConfig:
     seed: int = 0
     #: keep the k features most correlated with the target (online); 0: all features
     select_k: int = 0
+    #: champion/challenger and monitoring (None: off)
+    champion: ChampionConfig | None = None
+    #: concept drift detection on the champion's errors (a DriftConfig; None: off)
+    drift: Any = None
+    #: the model's name in records, metrics and the registry
+    model_name: str | None = None
 
 
 @dataclass(slots=True)
@@ -104,6 +111,24 @@ class ModelState:
         self.event_marks = OffsetMarks()
         self.label_marks = OffsetMarks()
         self.metrics = _new_metrics(config)
+        self._lifecycle_defaults()
+
+    def _lifecycle_defaults(self) -> None:
+        self.champion = VersionInfo(version=1, origin="initial", since_ts=None, since_learned=0)
+        self.challengers: list[Any] = []
+        self.concept: Any = None  # the concept drift detector's state
+        self.degraded_streak = 0
+        self.degraded = False
+        self.history: deque[dict[str, Any]] = deque(maxlen=240)
+        self.lifecycle: list[dict[str, Any]] = []  # drift, promotions, degradations
+        self.outbox: list[dict[str, Any]] = []  # records to publish, drained every event
+        self.registry_version: int | None = None  # the registry production version adopted
+        self.candidates_seen: set[int] = set()  # registry candidates already challenging
+
+    def __setstate__(self, values: dict[str, Any]) -> None:
+        # Checkpoints written before champion/challenger existed lack its fields.
+        self._lifecycle_defaults()
+        self.__dict__.update(values)
 
 
 def _new_metrics(config: ModelConfig) -> dict[str, Any]:
@@ -148,7 +173,7 @@ class OnlineModel:
 
     def __init__(self, config: ModelConfig, name: str | None = None) -> None:
         self.config = config
-        self.name = name or config.learner
+        self.name = name or config.model_name or config.learner
         if config.task == "classification" and len(config.classes) < 2:
             raise StreamlearnError("a classifier needs at least two classes")
         if config.select_k and config.task == "classification" and len(config.classes) > 2:
@@ -158,6 +183,14 @@ class OnlineModel:
             )
         self._binary = config.task == "classification" and len(config.classes) == 2
         build_learner(config.learner, config.task, seed=config.seed, **self._learner_kwargs())
+        self.lifecycle: Lifecycle | None = None
+        if config.champion is not None:
+            concept = None
+            if config.drift is not None:
+                from streamlearn.drift import ConceptDriftMonitor
+
+                concept = ConceptDriftMonitor(config.drift, config.task)
+            self.lifecycle = Lifecycle(config.champion, config.task, self.name, concept)
 
     def _learner_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"params": dict(self.config.params)}
@@ -165,7 +198,8 @@ class OnlineModel:
             kwargs["n_classes"] = len(self.config.classes)
         return kwargs
 
-    def new_state(self) -> ModelState:
+    def new_learner(self) -> Any:
+        """A fresh, untrained learner of this configuration."""
         learner = build_learner(
             self.config.learner, self.config.task, seed=self.config.seed, **self._learner_kwargs()
         )
@@ -174,7 +208,16 @@ class OnlineModel:
 
             # Every feature passes until 50 labels are learned, then the k best by |r|.
             learner = OnlineSelectKBest(k=self.config.select_k, warmup=50) | learner
-        return ModelState(self.config, learner)
+        return learner
+
+    def new_state(self) -> ModelState:
+        state = ModelState(self.config, self.new_learner())
+        lifecycle = self.lifecycle
+        if lifecycle is not None:
+            state.history = deque(maxlen=lifecycle.config.history_max)
+            if lifecycle.concept is not None:
+                state.concept = lifecycle.concept.new_state()
+        return state
 
     # --- labels ---------------------------------------------------------------------
     def target(self, label: Any) -> Any:
@@ -218,6 +261,9 @@ class OnlineModel:
             y = learner.predict_one(x)
             return (float(y) if y is not None else 0.0), None
         proba = learner.predict_proba_one(x) if state.learned else {}
+        return self._decide(proba)
+
+    def _decide(self, proba: dict[Any, float]) -> tuple[Any, float | None]:
         if not proba:
             return self._public(False if self._binary else self.config.classes[0]), None
         best = max(proba, key=lambda c: (proba[c], str(c)))
@@ -258,7 +304,7 @@ class OnlineModel:
                     self.drop_oldest_pending(state, excess)
             return prediction, None
         try:
-            self._learn(state, x, label, y_pred, proba)
+            self._learn(state, x, label, y_pred, proba, ts_ms, key)
         except LabelError as exc:
             return prediction, exc
         return prediction, None
@@ -306,7 +352,14 @@ class OnlineModel:
         del state.pending[event_id]
 
     def _learn(
-        self, state: ModelState, x: dict[str, float], label: Any, y_pred: Any, proba: float | None
+        self,
+        state: ModelState,
+        x: dict[str, float],
+        label: Any,
+        y_pred: Any,
+        proba: float | None,
+        ts_ms: int | None = None,
+        key: str | None = None,
     ) -> None:
         try:
             y = self.target(label)
@@ -316,6 +369,47 @@ class OnlineModel:
         self._score(state, y, y_pred, proba)
         state.learner.learn_one(x, y)
         state.learned += 1
+        if self.lifecycle is not None:
+            self.lifecycle.on_label(
+                state,
+                x,
+                y,
+                self._error(y, self.target(y_pred) if self.config.task != "regression" else y_pred),
+                lambda name=None: self._rolling(state, name),
+                ts_ms,
+                key,
+                self._predict_target,
+                _learn_one,
+                self.new_learner,
+            )
+
+    def _error(self, y: Any, y_hat: Any) -> float:
+        if self.config.task == "regression":
+            return abs(float(y) - float(y_hat))
+        return 0.0 if y_hat == y else 1.0
+
+    def _predict_target(self, learner: Any, learned: int, x: dict[str, float]) -> Any:
+        """``learner``'s prediction in the target's terms (bool for a binary classifier)."""
+        if self.config.task == "regression":
+            y = learner.predict_one(x)
+            return float(y) if y is not None else 0.0
+        proba = learner.predict_proba_one(x) if learned else {}
+        y_public = self._decide(proba)[0]
+        return self.target(y_public)
+
+    def _rolling(self, state: ModelState, name: str | None) -> Any:
+        if name is not None:
+            metric = state.metrics.get(name)
+            value = metric.get() if metric is not None else None
+            return float(value) if value is not None and math.isfinite(value) else None
+        return self.metrics(state)
+
+    def drain(self, state: ModelState) -> list[dict[str, Any]]:
+        """The lifecycle records (drift, promotion, degradation) since the last drain."""
+        out = state.outbox
+        if out:
+            state.outbox = []
+        return out
 
     def _score(self, state: ModelState, y: Any, y_pred: Any, proba: float | None) -> None:
         m = state.metrics
@@ -370,4 +464,46 @@ class OnlineModel:
             "labels_expired": state.labels_expired,
             "labels_invalid": state.labels_invalid,
             "metrics": self.metrics(state),
+            "champion": {
+                "version": state.champion.version,
+                "origin": state.champion.origin,
+                "since_ts": state.champion.since_ts,
+                "baseline": state.champion.baseline,
+                "degraded": state.degraded,
+            },
+            "challengers": [
+                c.summary(self.config.task == "classification") for c in state.challengers
+            ],
         }
+
+    def report(
+        self, state: ModelState, from_ts: int | None = None, to_ts: int | None = None
+    ) -> dict[str, Any]:
+        """Metrics over time and drift and lifecycle records within [from, to), and every
+        promotion (the version history is small and always whole)."""
+
+        def inside(ts: Any) -> bool:
+            return ts is None or (
+                (from_ts is None or ts >= from_ts) and (to_ts is None or ts < to_ts)
+            )
+
+        events = [r for r in state.lifecycle if inside(r.get("ts"))]
+        return {
+            **self.describe(state),
+            "metrics_over_time": [p for p in state.history if inside(p.get("ts"))],
+            "drift": [r for r in events if r.get("type") == "drift"],
+            "events": [r for r in events if r.get("type") != "drift"],
+            "versions": [
+                {
+                    "version": r["evidence"]["to_version"],
+                    "since_ts": r["ts"],
+                    "evidence": r["evidence"],
+                }
+                for r in state.lifecycle
+                if r.get("event") in ("promotion", "adopted")
+            ],
+        }
+
+
+def _learn_one(learner: Any, x: dict[str, float], y: Any) -> None:
+    learner.learn_one(x, y)

@@ -91,5 +91,71 @@ class Metrics:
             registry=self.registry,
         )
 
+        # --- drift, degradation, promotion records (deploy/prometheus/alerts.yml) ---
+        self.drift_alerts = Counter(
+            "streamlearn_drift_alerts",
+            "Drift records published to the drift topic, by kind (data, concept).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.model_degradations = Counter(
+            "streamlearn_model_degradations",
+            "Degradation records published: the champion's rolling metric fell below its "
+            "level at promotion by more than model_degradation_margin.",
+            registry=self.registry,
+        )
+        self.model_promotions = Counter(
+            "streamlearn_model_promotions",
+            "Promotion records published: a challenger replaced the champion.",
+            registry=self.registry,
+        )
+        self.registry_recorded = Counter(
+            "streamlearn_registry_promotions_recorded",
+            "Champion/challenger promotions registered and made production in the registry.",
+            registry=self.registry,
+        )
+
+        # --- alert webhook (streamlearn.alerts.webhook) ---
+        self.webhook_sent = Counter(
+            "streamlearn_webhook_sent",
+            "Alerts the webhook accepted (2xx), by alert type.",
+            ["type"],
+            registry=self.registry,
+        )
+        self.webhook_failed = Counter(
+            "streamlearn_webhook_failed",
+            "Alerts not delivered, by reason: rejected (a 4xx other than 429), gave_up "
+            "(retries exhausted), invalid (the record is not an alert envelope).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.webhook_retries = Counter(
+            "streamlearn_webhook_retries",
+            "Webhook attempts retried after a connection error, timeout, 5xx or 429.",
+            registry=self.registry,
+        )
+        self.webhook_delivery_seconds = Histogram(
+            "streamlearn_webhook_delivery_seconds",
+            "Time from an alert's first webhook attempt to its accepted response "
+            "(retries and backoff included).",
+            buckets=(0.005, 0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 120),
+            registry=self.registry,
+        )
+
+        # --- model registry (streamlearn.web.registry_api) ---
+        self.registry_changes = Counter(
+            "streamlearn_registry_changes",
+            "Registry changes made through this worker's HTTP API, by action (register, "
+            "promote, archive, rollback).",
+            ["action"],
+            registry=self.registry,
+        )
+        self.registry_refused = Counter(
+            "streamlearn_registry_refused",
+            "Artifacts refused by this worker's registry API: unsigned, tampered with, "
+            "another River/scikit-learn major, or naming a forbidden class.",
+            registry=self.registry,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

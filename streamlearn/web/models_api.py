@@ -27,7 +27,7 @@ from faust.web.exceptions import ServiceUnavailable
 
 from streamlearn.records import Event
 from streamlearn.web.api import _error, _ok
-from streamlearn.web.params import BadRequest, NotFound
+from streamlearn.web.params import BadRequest, NotFound, parse_time_ms
 
 if TYPE_CHECKING:
     from streamlearn.worker import Worker
@@ -304,6 +304,44 @@ def register_models_api(app: faust.App, worker: Worker) -> None:
                 },
             }
             return _ok(self, body)
+
+    @app.page("/api/v1/models/{name}/report")
+    class ModelReportView(View):
+        async def get(self, request: Request, name: str) -> Response:
+            """Metrics over time, drift records and versions of every state of the model."""
+            if component is None:
+                return off(self)
+            if name != component.model.name:
+                return _error(
+                    self, 404, f"no model {name!r}; this app runs {component.model.name!r}"
+                )
+            try:
+                span = [
+                    parse_time_ms(bound, request.query[bound]) if bound in request.query else None
+                    for bound in ("from", "to")
+                ]
+            except BadRequest as exc:
+                return _error(self, exc.status, exc.message)
+            if span[0] is not None and span[1] is not None and span[0] >= span[1]:
+                return _error(self, 400, "from must be before to")
+            states = component.report_all(span[0], span[1])
+            if request.query.get("scope") != "local":
+                own = str(app.conf.canonical_url).rstrip("/")
+                urls = {str(url).rstrip("/") for url in app.router.tables_metadata()} - {own}
+                query = "&".join(f"{k}={v}" for k, v in request.query.items() if k != "scope")
+
+                async def fetch(url: str) -> dict[str, Any]:
+                    path = f"{url}/api/v1/models/{name}/report?scope=local&{query}"
+                    async with app.http_client.get(path, timeout=5) as r:
+                        r.raise_for_status()
+                        return dict((await r.json())["states"])
+
+                for result in await asyncio.gather(
+                    *(fetch(u) for u in sorted(urls)), return_exceptions=True
+                ):
+                    if not isinstance(result, BaseException):
+                        states.update(result)
+            return _ok(self, {"model": name, "from": span[0], "to": span[1], "states": states})
 
 
 __all__ = ["NotFound", "TTLCache", "parse_predict_event", "register_models_api"]

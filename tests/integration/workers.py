@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
@@ -187,3 +188,27 @@ AGENT_TROUBLE = ("crashed", "Restarting", "Traceback", "raised exception")
 
 def agent_trouble(log: str) -> list[str]:
     return [line for line in log.splitlines() if any(word in line for word in AGENT_TROUBLE)]
+
+
+def http(
+    worker: WorkerProcess,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    """``(status, parsed JSON body)`` of one request to the worker (errors included)."""
+    sent = {"Content-Type": "application/json"} if body is not None else {}
+    sent.update(headers or {})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{worker.web_port}{path}", data=body, method=method, headers=sent
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return exc.code, raw.decode(errors="replace")

@@ -404,6 +404,26 @@ def test_prometheus_scrapes_every_worker(
         assert job.get("scrape_interval", default_interval) == "5s"
 
 
+def test_prometheus_rule_files_are_mounted(services: dict[str, Any]) -> None:
+    """Each rule file resolves, next to the mounted config, to a mounted repository file."""
+    config = _prometheus_config(services)
+    rule_files = config.get("rule_files") or []
+    assert rule_files, "prometheus.yml loads no alerting rules"
+    mounts = {
+        volume["target"]: volume
+        for volume in map(_parse_volume, services["prometheus"].get("volumes", []))
+    }
+    config_dir = PurePosixPath(PROMETHEUS_CONFIG_IN_CONTAINER).parent
+    for rule_file in rule_files:
+        target = str(config_dir / rule_file)
+        assert target in mounts, f"{rule_file} ({target}) is not mounted into prometheus"
+        source = (COMPOSE_FILE.parent / str(mounts[target]["source"])).resolve()
+        assert mounts[target]["type"] == "bind" and source.is_file(), source
+        # The same relative path from the repository's config file, for promtool.
+        assert source == (ROOT / "deploy" / rule_file).resolve()
+        assert yaml.safe_load(source.read_text())["groups"], f"{source} has no rule groups"
+
+
 # --- Dockerfile -------------------------------------------------------------------------
 
 

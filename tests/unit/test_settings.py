@@ -92,3 +92,37 @@ def test_secrets_are_masked_and_sasl_options(monkeypatch: pytest.MonkeyPatch) ->
     options = settings.kafka_client_options()
     assert options["sasl_plain_password"] == "hunter2"
     assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+
+
+def test_webhook_url_is_checked_and_never_echoed_with_its_secret() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(alert_webhook_url="ftp://bot:hunter2@hooks.example.com/x")
+    assert "alert_webhook_url" in str(info.value) and "hunter2" not in str(info.value)
+    settings = load_settings(alert_webhook_url="https://bot:hunter2@hooks.example.com/x?t=9")
+    assert settings.alert_webhook_url == "https://bot:hunter2@hooks.example.com/x?t=9"
+    shown = settings.masked()["alert_webhook_url"]
+    assert "hunter2" not in shown and "t=9" not in shown and "hooks.example.com" in shown
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"drift_detector": "cusum"}, "adwin, kswin, page-hinkley"),
+        (
+            {
+                "drift_concept_detector": "ddm",
+                "model_task": "regression",
+                "model_learner": "linear",
+            },
+            "ddm",
+        ),
+        ({"drift_reference_from_ms": 5}, "drift_reference_to_ms"),
+        ({"model_monitor_metric": "mae"}, "accuracy"),
+    ],
+)
+def test_drift_and_monitoring_settings_are_checked(
+    overrides: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        load_settings(**overrides)  # type: ignore[arg-type]
+    assert load_settings(**{**overrides, "drift_enabled": False, "model_enabled": False})

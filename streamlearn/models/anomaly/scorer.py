@@ -33,10 +33,14 @@ from streamlearn.models.anomaly.calibration import Calibrated
 from streamlearn.models.anomaly.ensemble import Ensemble
 from streamlearn.tables.marks import OffsetMarks
 
-__all__ = ["AlertPolicy", "Explainer", "KeyScorer", "KeyState", "Scored", "Scorer"]
+__all__ = ["AlertPolicy", "Explainer", "KeyScorer", "KeyState", "Scored", "Scorer", "alert_message"]
 
 #: Severity names, from the threshold up: each next level is a tail 10x rarer.
 SEVERITIES = ("warning", "major", "critical")
+
+#: The alert envelope's severity (``streamlearn.alerts.envelope``: info, warning,
+#: critical) of each level above; the level itself is the alert's ``grade``.
+ENVELOPE_SEVERITY = {"warning": "warning", "major": "critical", "critical": "critical"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,23 +336,70 @@ class Scorer:
             n for n, s in members.items() if s >= policy.exit_threshold
         )
         episode_id = f"{key}:{state.episodes}"
+        grade = policy.severity(score)
+        explained = state.explainer.explain(values, policy.explain_k)
+        flagged = [row for row in explained if abs(row["z"]) >= policy.explain_k]
         return {
-            "id": episode_id,
+            # The alert envelope (docs/alerting.md), then the anomaly's own fields.
             "type": "anomaly",
+            "severity": ENVELOPE_SEVERITY[grade],
             "key": key,
+            "subject": ", ".join(row["name"] for row in flagged) or "event",
+            "message": alert_message(key, flagged, score),
+            "evidence": {
+                "score": score,
+                "raw_score": raw,
+                "threshold": policy.threshold,
+                "detectors": members,
+                "fired": fired,
+                "values": explained,
+            },
+            "ts": ts_ms,
+            "dedup_key": episode_id,
+            "id": episode_id,
             "episode_id": episode_id,
             "event_id": event_id,
-            "ts": ts_ms,
             "score": score,
             "raw_score": raw,
             "threshold": policy.threshold,
-            "severity": policy.severity(score),
+            "grade": grade,
             "detector": self.name,
             "detectors": members,
             "fired": fired,
-            "values": state.explainer.explain(values, policy.explain_k),
+            "values": explained,
             "key_events": state.events,
         }
+
+
+def _number(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def alert_message(key: str, flagged: list[dict[str, Any]], score: float) -> str:
+    """One sentence for an alert: the most deviant value and its range, and the rarity.
+
+    Examples
+    --------
+    >>> row = {"name": "temp", "value": 93.1, "expected_low": 61.2, "expected_high": 78.8}
+    >>> alert_message("pump-7", [row], 0.99999987)
+    'Anomaly on pump-7: temp is 93.1, expected 61.2 to 78.8 (about 1 in 7,700,000 for this key).'
+    >>> alert_message("pump-7", [], 1.0)
+    'Anomaly on pump-7: an unusual combination of values (rarer than any seen for this key).'
+    """
+    tail = 1.0 - score
+    if tail > 0.0:
+        rarity = f"about 1 in {float(f'{1.0 / tail:.2g}'):,.0f} for this key"
+    else:
+        rarity = "rarer than any seen for this key"
+    if not flagged:
+        return f"Anomaly on {key}: an unusual combination of values ({rarity})."
+    top = flagged[0]
+    more = len(flagged) - 1
+    also = f" and {more} more value{'s' if more > 1 else ''}" if more else ""
+    return (
+        f"Anomaly on {key}: {top['name']} is {_number(top['value'])}, expected "
+        f"{_number(top['expected_low'])} to {_number(top['expected_high'])}{also} ({rarity})."
+    )
 
 
 class KeyScorer:
