@@ -160,7 +160,7 @@ def test_demo_on_a_configured_broker_cleans_its_topics(kafka_broker, tmp_path: P
         STREAMLEARN_TOPIC_PREFIX="cleanup-check.",
     )
     result = subprocess.run(
-        [sys.executable, "-m", "streamlearn", "demo", "--duration", "12"],
+        [sys.executable, "-m", "streamlearn", "demo", "--duration", "20"],
         env=env,
         capture_output=True,
         text=True,
