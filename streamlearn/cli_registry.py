@@ -46,24 +46,10 @@ def _run(ctx: click.Context, action: Callable[[Any], Awaitable[T]]) -> T:
 
 
 def _json_object(value: str | None, option: str) -> dict[str, Any] | None:
-    """``value``: a JSON object, inline or in a file."""
-    if value is None:
-        return None
-    text = value.strip()
-    if not text.startswith(("{", "[")):
-        path = Path(value)
-        if not path.is_file():
-            raise click.BadParameter(
-                f"{value}: not a JSON object, nor a file holding one", param_hint=option
-            )
-        text = path.read_text()
-    try:
-        data = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint=option) from None
-    if not isinstance(data, dict):
-        raise click.BadParameter("must be a JSON object", param_hint=option)
-    return data
+    """``value``: a JSON object, inline or in a file (None when not given)."""
+    from streamlearn.cli_models import _json_object as parse
+
+    return None if value is None else parse(value, option)
 
 
 def _echo_json(value: Any) -> None:

@@ -68,6 +68,7 @@ class Summary:
         self.dead_letters = 0
         self.alerts: list[dict[str, Any]] = []
         self.alerts_by_key: dict[str, int] = {}
+        self.drift: list[dict[str, Any]] = []  # drift, degradation, promotion records
         self.latest: dict[str, dict[str, Any]] = {}
         self.last_week: dict[str, dict[str, Any]] = {}
         self.started = time.monotonic()
@@ -82,6 +83,10 @@ class Summary:
         if topic_kind == "anomalies":
             self.alerts.append(doc)
             self.alerts_by_key[doc["key"]] = self.alerts_by_key.get(doc["key"], 0) + 1
+            return
+        if topic_kind in ("drift", "model_events"):
+            if doc.get("type") in ("drift", "degradation", "promotion"):
+                self.drift.append(doc)
             return
         if doc.get("kind") == "window":
             self.windows_closed += 1
@@ -99,7 +104,7 @@ class Summary:
             f"streamlearn demo — {elapsed:5.0f} s   events sent {self.sent:,} "
             f"({self.sent / elapsed:,.0f}/s)   windows closed {self.windows_closed:,}   "
             f"stats records {self.stats_records:,}   anomaly alerts {len(self.alerts):,}   "
-            f"dead letters {self.dead_letters:,}",
+            f"dead letters {self.dead_letters:,}   drift/model records {len(self.drift):,}",
             f"Faust web stats: {web_url}   metrics: {web_url}metrics   API: {web_url}api/v1/keys",
             f"{'key':<6} {'events':>7}  {'mean %':>8} {'std %':>7} {'min %':>8} {'max %':>8}"
             f"   {'last closed week':<18} {'mean %':>7} {'p95 %':>7}   {'alerts':>6}",
@@ -123,6 +128,13 @@ class Summary:
         if self.alerts:
             lines.append("latest anomaly alerts:")
             lines.extend(f"  {format_alert(a)}" for a in self.alerts[-3:])
+        if self.drift:
+            lines.append("latest drift and model records:")
+            lines.extend(
+                f"  {datetime.fromtimestamp(d['ts'] / 1000, UTC):%Y-%m-%d} {d['type']} "
+                f"({d['severity']}): {d['message']}"
+                for d in self.drift[-3:]
+            )
         return "\n".join(lines)
 
 
@@ -146,7 +158,8 @@ def format_alert(alert: dict[str, Any]) -> str:
 
 
 async def _watch(settings: Settings, summary: Summary, stop: asyncio.Event) -> None:
-    kinds = {settings.topic(name): name for name in ("aggregates", "deadletter", "anomalies")}
+    names = ("aggregates", "deadletter", "anomalies", "drift", "model_events")
+    kinds = {settings.topic(name): name for name in names}
     consumer = AIOKafkaConsumer(
         *kinds,
         bootstrap_servers=settings.bootstrap_servers,

@@ -16,10 +16,11 @@ import faust
 import orjson
 from faust.types import EventT
 
+from streamlearn.agents.checkpoint import open_checkpoint
 from streamlearn.config import Settings
 from streamlearn.models.anomaly.defaults import detector_factory
 from streamlearn.models.anomaly.scorer import KeyState, Scorer
-from streamlearn.models.envelope import open_envelope, seal
+from streamlearn.models.envelope import seal
 from streamlearn.records import Event
 from streamlearn.tables import StateCache
 from streamlearn.tables.context import bytes_table
@@ -64,16 +65,14 @@ class AnomalyComponent:
         return seal(state, self.key, "anomaly")
 
     def decode(self, raw: bytes) -> KeyState:
-        try:
-            state = open_envelope(raw, self.key)
-            if not isinstance(state, KeyState):
-                raise TypeError(f"expected KeyState, found {type(state).__name__}")
-        except Exception as exc:
-            # Never crash on a bad checkpoint, never unpickle an unverified one: start over.
-            logger.error("discarding a detector checkpoint (the key starts over): %s", exc)
-            self.metrics.checkpoint_rejected.inc()
-            return self.scorer.new_state()
-        return state
+        return open_checkpoint(
+            raw,
+            self.key,
+            KeyState,
+            self.scorer.new_state,
+            self.metrics,
+            "detector checkpoint (the key starts over)",
+        )
 
     def on_event(self, event: Event, source: EventT, now_s: float) -> None:
         state = self.cache.get(event.key, source)
@@ -120,8 +119,4 @@ class AnomalyComponent:
 
     def state_of(self, key: str) -> KeyState | None:
         """The key's state if this worker holds it (cached or in the table)."""
-        state = self.cache.peek(key)
-        if state is None:
-            raw = self.table.get(key.encode())
-            state = self.decode(raw) if raw is not None else None
-        return state
+        return self.cache.lookup(key)

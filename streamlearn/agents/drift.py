@@ -22,9 +22,10 @@ import faust
 import orjson
 from faust.types import EventT
 
+from streamlearn.agents.checkpoint import open_checkpoint
 from streamlearn.config import Settings
 from streamlearn.drift import DataDriftMonitor
-from streamlearn.models.envelope import open_envelope, seal
+from streamlearn.models.envelope import seal
 from streamlearn.records import Event
 from streamlearn.tables import StateCache
 from streamlearn.tables.context import bytes_table
@@ -82,15 +83,14 @@ class DriftComponent:
         return seal(state, self.key, "drift")
 
     def decode(self, raw: bytes) -> KeyDrift:
-        try:
-            state = open_envelope(raw, self.key)
-            if not isinstance(state, KeyDrift):
-                raise TypeError(f"expected KeyDrift, found {type(state).__name__}")
-        except Exception as exc:
-            logger.error("discarding a drift checkpoint (the key's reference restarts): %s", exc)
-            self.metrics.checkpoint_rejected.inc()
-            return self.new_state()
-        return state
+        return open_checkpoint(
+            raw,
+            self.key,
+            KeyDrift,
+            self.new_state,
+            self.metrics,
+            "drift checkpoint (the key's reference restarts)",
+        )
 
     def on_event(self, event: Event, source: EventT, now_s: float) -> None:
         state = self.cache.get(event.key, source)
@@ -127,8 +127,4 @@ class DriftComponent:
 
     def state_of(self, key: str) -> KeyDrift | None:
         """The key's state if this worker holds it (cached or in the table)."""
-        state = self.cache.peek(key)
-        if state is None:
-            raw = self.table.get(key.encode())
-            state = self.decode(raw) if raw is not None else None
-        return state
+        return self.cache.lookup(key)

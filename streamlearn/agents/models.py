@@ -19,9 +19,10 @@ import faust
 import orjson
 from faust.types import EventT
 
+from streamlearn.agents.checkpoint import open_checkpoint
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
-from streamlearn.models.envelope import open_envelope, seal
+from streamlearn.models.envelope import seal
 from streamlearn.models.features import FeaturePipeline
 from streamlearn.models.online import LabelError, ModelState, OnlineModel
 from streamlearn.records import DeadLetter, ErrorCode, Event, LabelRecord
@@ -99,15 +100,14 @@ class ModelComponent:
         return blob
 
     def decode(self, raw: bytes) -> ModelState:
-        try:
-            state = open_envelope(raw, self.key)
-            if not isinstance(state, ModelState):
-                raise TypeError(f"expected ModelState, found {type(state).__name__}")
-        except Exception as exc:
-            logger.error("discarding a model checkpoint (the model starts over): %s", exc)
-            self.metrics.checkpoint_rejected.inc()
-            return self.model.new_state()
-        return state
+        return open_checkpoint(
+            raw,
+            self.key,
+            ModelState,
+            self.model.new_state,
+            self.metrics,
+            "model checkpoint (the model starts over)",
+        )
 
     def state_key(self, key: str, partition: int) -> str:
         return key if self.per_key else shard_key(partition)
@@ -283,6 +283,12 @@ class ModelComponent:
         gauge = self.metrics.model_metric
         for name, state in self.cache.items():
             partition = display_name(name).removeprefix("partition-")
+            self.metrics.model_version.labels(model=self.model.name, partition=partition).set(
+                state.champion.version
+            )
+            self.metrics.model_challengers.labels(model=self.model.name, partition=partition).set(
+                len(state.challengers)
+            )
             for metric, value in self.model.metrics(state).items():
                 if value is not None:
                     gauge.labels(model=self.model.name, metric=metric, partition=partition).set(
@@ -364,11 +370,7 @@ class ModelComponent:
 
     # --- queries -----------------------------------------------------------------------
     def state_of(self, name: str) -> ModelState | None:
-        state = self.cache.peek(name)
-        if state is None:
-            raw = self.table.get(name.encode())
-            state = self.decode(raw) if raw is not None else None
-        return state
+        return self.cache.lookup(name)
 
     def local_states(self) -> list[tuple[str, ModelState]]:
         """Every model state this worker holds (cached first, then the table)."""

@@ -64,6 +64,15 @@ class StateCache(Generic[StateT]):
         """The cached state of ``key``, without loading it."""
         return self._states.get(key)
 
+    def lookup(self, key: str) -> StateT | None:
+        """The state of ``key`` if this worker holds it: cached, else read from the table
+        (not cached: a query must not change what the next batch writes)."""
+        state = self._states.get(key)
+        if state is None:
+            raw = self.table.get(key.encode())
+            state = self._decode(raw) if raw is not None else None
+        return state
+
     def put(self, key: str, state: StateT) -> None:
         """Cache ``state`` (read elsewhere, e.g. by a state scan) without writing it."""
         self._states[key] = state

@@ -90,6 +90,19 @@ class Metrics:
             ["model", "metric", "partition"],
             registry=self.registry,
         )
+        self.model_version = Gauge(
+            "streamlearn_model_champion_version",
+            "Version of the champion serving each partition's model (global scope): 1, then "
+            "+1 per promotion or registry version adopted.",
+            ["model", "partition"],
+            registry=self.registry,
+        )
+        self.model_challengers = Gauge(
+            "streamlearn_model_challengers",
+            "Challengers running in shadow per partition's model (global scope).",
+            ["model", "partition"],
+            registry=self.registry,
+        )
 
         # --- drift, degradation, promotion records (deploy/prometheus/alerts.yml) ---
         self.drift_alerts = Counter(

@@ -19,6 +19,7 @@ import math
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import faust
 import orjson
@@ -256,16 +257,16 @@ def register_models_api(app: faust.App, worker: Worker) -> None:
             finally:
                 metrics.predict_seconds.observe(time.perf_counter() - started)
 
-    async def all_states(request: Request) -> dict[str, Any]:
-        assert component is not None
-        states = component.describe_all()
+    async def everywhere(request: Request, states: dict[str, Any], path: str) -> dict[str, Any]:
+        """``states`` (this worker's) with every other worker's answer to ``path``."""
         if request.query.get("scope") == "local":
             return states
         own = str(app.conf.canonical_url).rstrip("/")
         urls = {str(url).rstrip("/") for url in app.router.tables_metadata()} - {own}
+        query = urlencode({**request.query, "scope": "local"})
 
         async def fetch(url: str) -> dict[str, Any]:
-            async with app.http_client.get(f"{url}/api/v1/models?scope=local", timeout=5) as r:
+            async with app.http_client.get(f"{url}{path}?{query}", timeout=5) as r:
                 r.raise_for_status()
                 return dict((await r.json())["states"])
 
@@ -275,6 +276,18 @@ def register_models_api(app: faust.App, worker: Worker) -> None:
             if not isinstance(result, BaseException):
                 states.update(result)
         return states
+
+    async def all_states(request: Request) -> dict[str, Any]:
+        assert component is not None
+        return await everywhere(request, component.describe_all(), "/api/v1/models")
+
+    def refuse(view: View, name: str) -> Response | None:
+        """The answer when there is no model, or not one called ``name``."""
+        if component is None:
+            return off(view)
+        if name != component.model.name:
+            return _error(view, 404, f"no model {name!r}; this app runs {component.model.name!r}")
+        return None
 
     @app.page("/api/v1/models")
     class ModelsView(View):
@@ -286,12 +299,9 @@ def register_models_api(app: faust.App, worker: Worker) -> None:
     @app.page("/api/v1/models/{name}/metrics")
     class ModelMetricsView(View):
         async def get(self, request: Request, name: str) -> Response:
-            if component is None:
-                return off(self)
-            if name != component.model.name:
-                return _error(
-                    self, 404, f"no model {name!r}; this app runs {component.model.name!r}"
-                )
+            refused = refuse(self, name)
+            if refused is not None:
+                return refused
             states = await all_states(request)
             learned = sum(s["learned"] for s in states.values())
             body = {
@@ -309,12 +319,10 @@ def register_models_api(app: faust.App, worker: Worker) -> None:
     class ModelReportView(View):
         async def get(self, request: Request, name: str) -> Response:
             """Metrics over time, drift records and versions of every state of the model."""
-            if component is None:
-                return off(self)
-            if name != component.model.name:
-                return _error(
-                    self, 404, f"no model {name!r}; this app runs {component.model.name!r}"
-                )
+            refused = refuse(self, name)
+            if refused is not None:
+                return refused
+            assert component is not None
             try:
                 span = [
                     parse_time_ms(bound, request.query[bound]) if bound in request.query else None
@@ -324,23 +332,8 @@ def register_models_api(app: faust.App, worker: Worker) -> None:
                 return _error(self, exc.status, exc.message)
             if span[0] is not None and span[1] is not None and span[0] >= span[1]:
                 return _error(self, 400, "from must be before to")
-            states = component.report_all(span[0], span[1])
-            if request.query.get("scope") != "local":
-                own = str(app.conf.canonical_url).rstrip("/")
-                urls = {str(url).rstrip("/") for url in app.router.tables_metadata()} - {own}
-                query = "&".join(f"{k}={v}" for k, v in request.query.items() if k != "scope")
-
-                async def fetch(url: str) -> dict[str, Any]:
-                    path = f"{url}/api/v1/models/{name}/report?scope=local&{query}"
-                    async with app.http_client.get(path, timeout=5) as r:
-                        r.raise_for_status()
-                        return dict((await r.json())["states"])
-
-                for result in await asyncio.gather(
-                    *(fetch(u) for u in sorted(urls)), return_exceptions=True
-                ):
-                    if not isinstance(result, BaseException):
-                        states.update(result)
+            path = f"/api/v1/models/{name}/report"
+            states = await everywhere(request, component.report_all(span[0], span[1]), path)
             return _ok(self, {"model": name, "from": span[0], "to": span[1], "states": states})
 
 

@@ -48,7 +48,9 @@ def kafka_broker(
         controller_port=controller_port,
         cache_dir=settings.kafka_cache_dir,
         kafka_home=settings.kafka_home,
-        heap_mb=settings.kafka_heap_mb,
+        # Every test makes its own topics (about 20 per worker, 4 partitions each) and a
+        # session keeps them all: thousands of partitions, more than 512 MB of heap holds.
+        heap_mb=max(settings.kafka_heap_mb, 1536),
         partitions=settings.topic_partitions,
     )
     broker.start(timeout_s=180)

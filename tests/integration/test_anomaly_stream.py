@@ -43,6 +43,7 @@ from tests.integration.workers import (
     WorkerProcess,
     agent_trouble,
     consume_until,
+    http,
     settings_env,
     unique_settings,
 )
@@ -56,27 +57,6 @@ QUIET = {"stats_emit_every_events": 100_000, "stats_emit_interval_s": 0.0, "mode
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def http(
-    worker: WorkerProcess, method: str, path: str, body: bytes | None = None
-) -> tuple[int, Any]:
-    """``(status, parsed JSON body)`` of one request to the worker."""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{worker.web_port}{path}",
-        data=body,
-        method=method,
-        headers={"Content-Type": "application/json"} if body is not None else {},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        try:
-            return exc.code, orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return exc.code, raw.decode(errors="replace")
 
 
 def key_state(worker: WorkerProcess, key: str) -> dict[str, Any] | None:

@@ -22,18 +22,33 @@ from river.datasets import synth
 
 from streamlearn.models.online import ModelConfig, OnlineModel
 from streamlearn.registry import RegistryClient
-from tests.integration.workers import WorkerProcess, consume_until, http, produce, unique_settings
+from tests.integration.workers import (
+    LEAN,
+    WorkerProcess,
+    consume_until,
+    http,
+    produce,
+    unique_settings,
+)
 
 pytestmark = pytest.mark.integration
 
 BASE_TS = 1_700_000_000_000
-LEAN: dict[str, Any] = {
-    "anomaly_enabled": False,
-    "windows": ["tumbling:1h"],
-    "stats_emit_every_events": 100_000,
-    "stats_emit_interval_s": 0.0,
-}
 ENVELOPE = {"type", "severity", "key", "subject", "message", "evidence", "ts", "dedup_key"}
+
+
+def _rows(stream: Any) -> list[tuple[dict[str, float], Any]]:
+    """River ``(x, y)`` pairs with string feature names."""
+    return [({f"x{k}": v for k, v in x.items()}, y) for x, y in stream]
+
+
+def _labelled_events(rows: list[Any], start: int) -> list[tuple[bytes, bytes]]:
+    """Events of key ``line-1`` carrying their label, one second apart from ``start``."""
+    out = []
+    for i, (x, y) in enumerate(rows, start=start):
+        doc = {"id": f"e{i}", "key": "line-1", "ts": BASE_TS + i * 1000, "values": x, "label": y}
+        out.append((b"line-1", orjson.dumps(doc)))
+    return out
 
 
 def _docs(records: list[Any]) -> list[dict[str, Any]]:
@@ -108,16 +123,8 @@ def test_concept_drift_promotes_a_challenger_in_the_stream(
         width=50,
         seed=7,
     )
-    rows = [({f"x{k}": v for k, v in x.items()}, y) for x, y in stream.take(total)]
-    events = [
-        (
-            b"line-1",
-            orjson.dumps(
-                {"id": f"e{i}", "key": "line-1", "ts": BASE_TS + i * 1000, "values": x, "label": y}
-            ),
-        )
-        for i, (x, y) in enumerate(rows)
-    ]
+    rows = _rows(stream.take(total))
+    events = _labelled_events(rows, 0)
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
         asyncio.run(produce(settings, settings.topic("events"), events))
@@ -190,6 +197,8 @@ def test_concept_drift_promotes_a_challenger_in_the_stream(
     assert production["training_data"].endswith(promotion["dedup_key"])
     assert metrics.get("streamlearn_model_promotions_total", 0) >= 1
     assert metrics.get("streamlearn_registry_promotions_recorded_total", 0) >= 1
+    versions = [v for k, v in metrics.items() if k.startswith("streamlearn_model_champion_version")]
+    assert 2.0 in versions, versions
     assert metrics.get('streamlearn_drift_alerts_total{kind="concept"}', 0) >= 1
 
 
@@ -232,31 +241,14 @@ def test_registered_candidate_challenges_and_a_human_choice_is_adopted(
         secret_key="5e" * 16,
         **LEAN,
     )
-    old = [({f"x{k}": v for k, v in x.items()}, y) for x, y in synth.SEA(0, seed=3).take(3_000)]
-    new = [({f"x{k}": v for k, v in x.items()}, y) for x, y in synth.SEA(3, seed=4).take(6_000)]
-
-    def events(rows: list[Any], start: int) -> list[tuple[bytes, bytes]]:
-        return [
-            (
-                b"line-1",
-                orjson.dumps(
-                    {
-                        "id": f"e{start + i}",
-                        "key": "line-1",
-                        "ts": BASE_TS + (start + i) * 1000,
-                        "values": x,
-                        "label": y,
-                    }
-                ),
-            )
-            for i, (x, y) in enumerate(rows)
-        ]
+    old = _rows(synth.SEA(0, seed=3).take(3_000))
+    new = _rows(synth.SEA(3, seed=4).take(6_000))
 
     # A candidate trained offline on the new concept.
     candidate = OnlineModel(ModelConfig(learner="naive-bayes"))
     trained = candidate.new_state()
-    for i, (x, y) in enumerate(synth.SEA(3, seed=5).take(3_000)):
-        candidate.predict_event(trained, "k", str(i), i, {f"x{k}": v for k, v in x.items()}, y)
+    for i, (x, y) in enumerate(_rows(synth.SEA(3, seed=5).take(3_000))):
+        candidate.predict_event(trained, "k", str(i), i, x, y)
 
     async def register(stage: str, learner: Any = None, version: int | None = None) -> int:
         async with RegistryClient(settings) as client:
@@ -267,14 +259,14 @@ def test_registered_candidate_challenges_and_a_human_choice_is_adopted(
 
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
-        asyncio.run(produce(settings, settings.topic("events"), events(old, 0)))
+        asyncio.run(produce(settings, settings.topic("events"), _labelled_events(old, 0)))
         first = asyncio.run(
             consume_until(settings, settings.topic("predictions"), lambda rs: len(rs) >= 3_000)
         )
         assert len(first) >= 3_000
         v1 = asyncio.run(register("staging", trained.learner))
         time.sleep(2)  # the worker's view sees it within a timer tick
-        asyncio.run(produce(settings, settings.topic("events"), events(new, 3_000)))
+        asyncio.run(produce(settings, settings.topic("events"), _labelled_events(new, 3_000)))
         lifecycle = _docs(
             asyncio.run(
                 consume_until(
@@ -295,7 +287,7 @@ def test_registered_candidate_challenges_and_a_human_choice_is_adopted(
         # A person puts v1 in production: the stream adopts it at its next event.
         asyncio.run(register("production", version=v1))
         time.sleep(2)
-        asyncio.run(produce(settings, settings.topic("events"), events(new[:50], 9_000)))
+        asyncio.run(produce(settings, settings.topic("events"), _labelled_events(new[:50], 9_000)))
         adopted = _docs(
             asyncio.run(
                 consume_until(

@@ -40,9 +40,11 @@ from streamlearn.models.features import FeaturePipeline, Observation
 from streamlearn.models.online import LabelError, ModelState, OnlineModel
 from streamlearn.records import DeadLetter
 from tests.integration.workers import (
+    LEAN,
     WorkerProcess,
     agent_trouble,
     consume_until,
+    http,
     produce,
     unique_settings,
 )
@@ -50,14 +52,6 @@ from tests.integration.workers import (
 pytestmark = pytest.mark.integration
 
 BASE_TS = 1_700_000_000_000
-#: Cheap workers: no anomaly detector, one window, no stats chatter, no answer cache.
-LEAN: dict[str, Any] = {
-    "anomaly_enabled": False,
-    "windows": ["tumbling:1h"],
-    "stats_emit_every_events": 100_000,
-    "stats_emit_interval_s": 0.0,
-    "model_predict_cache_s": 0.0,
-}
 PREDICTION_FIELDS = {
     "key",
     "event_id",
@@ -81,27 +75,6 @@ COUNTERS = (
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def http(
-    worker: WorkerProcess, method: str, path: str, body: bytes | None = None
-) -> tuple[int, Any]:
-    """``(status, parsed JSON body)`` of one request to the worker."""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{worker.web_port}{path}",
-        data=body,
-        method=method,
-        headers={"Content-Type": "application/json"} if body is not None else {},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        try:
-            return exc.code, orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return exc.code, raw.decode(errors="replace")
 
 
 def model_states(worker: WorkerProcess) -> dict[str, dict[str, Any]]:

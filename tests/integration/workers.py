@@ -25,6 +25,15 @@ from streamlearn.config import Settings, load_settings
 from streamlearn.kafka.broker import free_port
 from streamlearn.topics import ensure_topics
 
+#: Cheap workers: no anomaly detector, one window, no stats chatter, no answer cache.
+LEAN: dict[str, Any] = {
+    "anomaly_enabled": False,
+    "windows": ["tumbling:1h"],
+    "stats_emit_every_events": 100_000,
+    "stats_emit_interval_s": 0.0,
+    "model_predict_cache_s": 0.0,
+}
+
 
 def unique_settings(bootstrap: str, tmp_path: Path, **overrides: Any) -> Settings:
     """Settings isolated from every other test: own topics, group, data dir, port."""
