@@ -16,7 +16,7 @@ import faust
 import orjson
 from faust.types import EventT
 
-from streamlearn.agents.checkpoint import open_checkpoint
+from streamlearn.agents.checkpoint import CachedComponent, open_checkpoint
 from streamlearn.config import Settings
 from streamlearn.models.anomaly.defaults import detector_factory
 from streamlearn.models.anomaly.scorer import KeyState, Scorer
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 TIMING_SAMPLE = 64
 
 
-class AnomalyComponent:
+class AnomalyComponent(CachedComponent[KeyState]):
     """Scores events with a per-key detector and publishes alerts (and scores, optionally)."""
 
     def __init__(self, app: faust.App, settings: Settings, topics: Topics, metrics: Metrics):
@@ -104,19 +104,3 @@ class AnomalyComponent:
             }
             self.scores.send_soon(key=key, value=orjson.dumps(record))
             self.scores_out.inc()
-
-    def on_batch_end(self, now_s: float) -> None:
-        pass
-
-    def flush_state(self) -> None:
-        self.cache.flush()
-
-    def on_timer(self, now_s: float) -> None:
-        pass
-
-    def on_rebalance(self) -> None:
-        self.cache.clear()
-
-    def state_of(self, key: str) -> KeyState | None:
-        """The key's state if this worker holds it (cached or in the table)."""
-        return self.cache.lookup(key)

@@ -22,7 +22,7 @@ import faust
 import orjson
 from faust.types import EventT
 
-from streamlearn.agents.checkpoint import open_checkpoint
+from streamlearn.agents.checkpoint import CachedComponent, open_checkpoint
 from streamlearn.config import Settings
 from streamlearn.drift import DataDriftMonitor
 from streamlearn.models.envelope import seal
@@ -46,7 +46,7 @@ class KeyDrift:
         self.records = 0
 
 
-class DriftComponent:
+class DriftComponent(CachedComponent[KeyDrift]):
     """Feeds every event's values to its key's data drift monitor; publishes records."""
 
     def __init__(
@@ -112,19 +112,3 @@ class DriftComponent:
             self.out.inc()
             self.metrics.drift_alerts.labels(kind="data").inc()
             state.records += 1
-
-    def on_batch_end(self, now_s: float) -> None:
-        pass
-
-    def flush_state(self) -> None:
-        self.cache.flush()
-
-    def on_timer(self, now_s: float) -> None:
-        pass
-
-    def on_rebalance(self) -> None:
-        self.cache.clear()
-
-    def state_of(self, key: str) -> KeyDrift | None:
-        """The key's state if this worker holds it (cached or in the table)."""
-        return self.cache.lookup(key)
