@@ -22,8 +22,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -44,8 +42,10 @@ from tests.integration.workers import (
     agent_trouble,
     consume_until,
     http,
+    metric,
     settings_env,
     unique_settings,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -74,27 +74,6 @@ def applied(worker: WorkerProcess, keys: list[str]) -> dict[str, int]:
         state = key_state(worker, key)
         out[key] = state["events"] if state else 0
     return out
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
-def metric(worker: WorkerProcess, name: str, labels: str = "") -> float:
-    """A sample of the worker's /metrics (0.0 when the series does not exist yet)."""
-    url = f"http://127.0.0.1:{worker.web_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    wanted = f"{name}{{{labels}}}" if labels else name
-    for line in text.splitlines():
-        if line.startswith(wanted + " "):
-            return float(line.split()[-1])
-    return 0.0
 
 
 def close(a: float, b: float) -> bool:

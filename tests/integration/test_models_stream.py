@@ -22,8 +22,6 @@ import math
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,8 +43,10 @@ from tests.integration.workers import (
     agent_trouble,
     consume_until,
     http,
+    metric,
     produce,
     unique_settings,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -95,27 +95,6 @@ def predict(worker: WorkerProcess, key: str, values: dict[str, float], ts: int) 
     )
     assert status == 200, (status, body)
     return body
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
-def metric(worker: WorkerProcess, name: str, labels: str = "") -> float:
-    """A sample of the worker's /metrics (0.0 when the series does not exist yet)."""
-    url = f"http://127.0.0.1:{worker.web_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    wanted = f"{name}{{{labels}}}" if labels else name
-    for line in text.splitlines():
-        if line.startswith(wanted + " "):
-            return float(line.split()[-1])
-    return 0.0
 
 
 def same(a: float | None, b: float | None, tol: float) -> bool:

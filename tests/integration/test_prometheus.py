@@ -11,7 +11,6 @@ import asyncio
 import json
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import orjson
 import pytest
 
 from streamlearn.kafka.broker import free_port
-from tests.integration.workers import LEAN, WorkerProcess, produce, unique_settings
+from tests.integration.workers import LEAN, WorkerProcess, produce, unique_settings, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +51,7 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[Path, int]]:
         stderr=subprocess.STDOUT,
     )
     try:
-        _wait(lambda: _get(port, "/-/ready") is not None, 30, "prometheus ready")
+        wait_for(lambda: _get(port, "/-/ready") is not None, 30, "prometheus ready")
         yield config, port
     finally:
         proc.terminate()
@@ -70,14 +69,6 @@ def _get(port: int, path: str) -> Any:
         return json.loads(body)
     except ValueError:
         return body
-
-
-def _wait(check: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 def query(port: int, promql: str) -> dict[str, float]:
@@ -118,7 +109,7 @@ def test_prometheus_scrapes_a_worker_and_promql_counts_match(
             pass
         asyncio.run(produce(settings, settings.topic("events"), events + bad))
         events_in = f'sum(streamlearn_events_in_total{{topic="{settings.topic("events")}"}})'
-        _wait(lambda: query(port, events_in).get("") == 608, 90, "608 events in Prometheus")
+        wait_for(lambda: query(port, events_in).get("") == 608, 90, "608 events in Prometheus")
         dead = query(port, "sum by (reason) (streamlearn_dead_letters_total)")
         predicted = query(port, "sum(streamlearn_events_out_total{topic=~'.*predictions'})")
         up = query(port, 'up{job="streamlearn"}')

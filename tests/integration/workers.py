@@ -221,3 +221,24 @@ def http(
             return exc.code, orjson.loads(raw)
         except orjson.JSONDecodeError:
             return exc.code, raw.decode(errors="replace")
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def metric(worker: WorkerProcess, name: str, labels: str = "") -> float:
+    """A sample of the worker's /metrics (0.0 when the series does not exist yet)."""
+    url = f"http://127.0.0.1:{worker.web_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    wanted = f"{name}{{{labels}}}" if labels else name
+    for line in text.splitlines():
+        if line.startswith(wanted + " "):
+            return float(line.split()[-1])
+    return 0.0
