@@ -43,6 +43,8 @@ from streamlearn.kafka.properties import (
 )
 
 _POLL_S = 0.2
+# Written by KafkaRaftServer once every listener is bound and the broker is unfenced.
+_STARTED_LINE = "Kafka Server started"
 # Starts java in the background and prints its pid, then exits: the broker is never
 # our child, so it outlives the CLI that started it and never lingers as our zombie.
 _LAUNCH = '"$@" </dev/null >>"$0" 2>&1 & echo $!'
@@ -192,7 +194,11 @@ class LocalBroker:
         )
 
     def wait_ready(self, timeout_s: float) -> None:
-        """Poll until a metadata request to the broker succeeds and lists a broker.
+        """Poll until the broker has finished starting and answers metadata requests.
+
+        "Finished" is the log line Kafka writes after every listener is bound: the
+        first listener can answer metadata while a later one fails to bind and the
+        broker shuts down again, so an answer alone is not enough.
 
         Raises BrokerError with the log tail if the process is not running or dies,
         or on timeout.
@@ -207,7 +213,11 @@ class LocalBroker:
                     + self._log_tail()
                 )
             left = deadline - time.monotonic()
-            if port_answers(self.port) and run_sync(metadata_ok(self.bootstrap_servers, left)):
+            if (
+                self._startup_logged()
+                and port_answers(self.port)
+                and run_sync(metadata_ok(self.bootstrap_servers, left))
+            ):
                 return
             if time.monotonic() + _POLL_S > deadline:
                 raise BrokerError(
@@ -217,6 +227,13 @@ class LocalBroker:
             time.sleep(_POLL_S)
 
     # --- internals -----------------------------------------------------------------
+
+    def _startup_logged(self) -> bool:
+        # The log is rotated at launch, so the line belongs to the running process.
+        try:
+            return _STARTED_LINE in self.log_file.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return False
 
     def _status(self, running: bool, pid: int | None, detail: str) -> BrokerStatus:
         return BrokerStatus(running, pid, self.bootstrap_servers, self.log_file, detail)
