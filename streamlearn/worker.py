@@ -11,6 +11,7 @@ from streamlearn.agents.alerts import register_alerts
 from streamlearn.agents.anomaly import AnomalyComponent
 from streamlearn.agents.drift import DriftComponent
 from streamlearn.agents.models import ModelComponent
+from streamlearn.agents.observe import AlertFeed, Observer, register_observer
 from streamlearn.agents.windows import WindowsComponent
 from streamlearn.app import create_app
 from streamlearn.config import Settings
@@ -31,6 +32,8 @@ class Worker:
     models: ModelComponent | None = None
     drift: DriftComponent | None = None
     registry: RegistryClient | None = None  # the model registry (metadata topic view)
+    observer: Observer | None = None  # lag, throughput history, table sizes
+    alert_feed: AlertFeed | None = None  # the recent alerts of the whole app
 
 
 def build_worker(settings: Settings) -> Worker:
@@ -39,6 +42,7 @@ def build_worker(settings: Settings) -> Worker:
     from streamlearn.web.anomaly_api import register_anomaly_api
     from streamlearn.web.api import register_api
     from streamlearn.web.models_api import register_models_api
+    from streamlearn.web.overview_api import register_overview_api
     from streamlearn.web.registry_api import register_registry_api
     from streamlearn.web.views import register_views
 
@@ -58,8 +62,12 @@ def build_worker(settings: Settings) -> Worker:
         DriftComponent(app, settings, topics, metrics, models) if settings.drift_enabled else None
     )
     components = [c for c in (stats, windows, anomaly, models, drift) if c is not None]
-    register_pipeline(app, settings, topics, components)
+    register_pipeline(app, settings, topics, components, metrics)
     register_alerts(app, settings, topics, metrics)  # only with alert_webhook_url
+    alert_topics = [
+        t.get_topic_name() for t in (topics.anomalies, topics.drift, topics.model_events)
+    ]
+    observer, feed = register_observer(app, settings, metrics, registry, alert_topics)
     worker = Worker(
         settings=settings,
         app=app,
@@ -71,6 +79,8 @@ def build_worker(settings: Settings) -> Worker:
         models=models,
         drift=drift,
         registry=registry,
+        observer=observer,
+        alert_feed=feed,
     )
     register_views(app, worker)
     queries = register_api(app, worker)
@@ -78,4 +88,5 @@ def build_worker(settings: Settings) -> Worker:
     register_anomaly_api(app, worker)
     register_models_api(app, worker)
     register_registry_api(app, worker)
+    register_overview_api(app, worker, observer, feed)
     return worker

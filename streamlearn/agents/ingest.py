@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import faust
@@ -19,6 +20,9 @@ def register_ingest(app: faust.App, settings: Settings, topics: Topics, metrics:
     deadletter = topics.deadletter
     events_in = metrics.events_in.labels(topic=topics.events.get_topic_name())
     keyed_out = metrics.events_out.labels(topic=keyed.get_topic_name())
+    clock = time.perf_counter
+    ingest_seconds = metrics.processing_seconds.labels(agent="ingest")
+    labels_seconds = metrics.processing_seconds.labels(agent="labels")
 
     def refuse(message: Any, exc: InvalidEvent) -> None:
         """The original record, byte for byte, to the dead-letter topic with the reason."""
@@ -39,6 +43,7 @@ def register_ingest(app: faust.App, settings: Settings, topics: Topics, metrics:
         async for event in stream.events():
             message = event.message
             events_in.inc()
+            started = clock()
             try:
                 parsed = parse_event(
                     message.value,
@@ -50,10 +55,12 @@ def register_ingest(app: faust.App, settings: Settings, topics: Topics, metrics:
                 )
             except InvalidEvent as exc:
                 refuse(message, exc)
+                ingest_seconds.observe(clock() - started)
                 continue
             parsed.src_partitions = source_partitions
             keyed.send_soon(key=parsed.key.encode(), value=parsed.to_keyed())
             keyed_out.inc()
+            ingest_seconds.observe(clock() - started)
 
     labels_in = metrics.events_in.labels(topic=topics.labels.get_topic_name())
 
@@ -64,6 +71,7 @@ def register_ingest(app: faust.App, settings: Settings, topics: Topics, metrics:
         async for event in stream.events():
             message = event.message
             labels_in.inc()
+            started = clock()
             try:
                 label = parse_label(
                     message.value,
@@ -74,8 +82,10 @@ def register_ingest(app: faust.App, settings: Settings, topics: Topics, metrics:
                 )
             except InvalidEvent as exc:
                 refuse(message, exc)
+                labels_seconds.observe(clock() - started)
                 continue
             keyed.send_soon(key=label.key.encode(), value=label.to_keyed())
             keyed_out.inc()
+            labels_seconds.observe(clock() - started)
 
     return ingest

@@ -18,6 +18,7 @@ from faust.types import EventT
 from streamlearn.config import Settings
 from streamlearn.records import DeadLetter, ErrorCode, Event, LabelRecord, parse_keyed
 from streamlearn.topics import Topics
+from streamlearn.web.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +96,14 @@ async def flush_producer(app: faust.App) -> None:
 
 
 def register_pipeline(
-    app: faust.App, settings: Settings, topics: Topics, components: Sequence[Component]
+    app: faust.App,
+    settings: Settings,
+    topics: Topics,
+    components: Sequence[Component],
+    metrics: Metrics,
 ) -> Any:
+    batch_seconds = metrics.processing_seconds.labels(agent="analytics")
+    end_to_end = metrics.end_to_end_seconds
     # Components that join delayed labels (``on_label``); the others see events only.
     label_components = [c for c in components if hasattr(c, "on_label")]
     # The batch end and the timer both emit and then write state: never interleaved.
@@ -105,7 +112,9 @@ def register_pipeline(
     @app.agent(topics.keyed, name="streamlearn.analytics", concurrency=1)
     async def analytics(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.batch_max_events, settings.batch_within_s):
+            started = time.perf_counter()
             now_s = time.time()
+            event_times: list[int] = []
             for source in batch:
                 try:
                     record = parse_keyed(source.value)
@@ -113,6 +122,7 @@ def register_pipeline(
                         for component in label_components:
                             component.on_label(record, source, now_s)
                         continue
+                    event_times.append(record.ts_ms)
                     for component in components:
                         component.on_event(record, source, now_s)
                 except Exception as exc:
@@ -123,6 +133,11 @@ def register_pipeline(
                 for component in components:
                     component.on_batch_end(now_s)
                 await commit_state(app, components)
+            # Every output of these events is acknowledged by Kafka now.
+            done_s = time.time()
+            for ts_ms in event_times:
+                end_to_end.observe(done_s - ts_ms / 1000)
+            batch_seconds.observe(time.perf_counter() - started)
 
     @app.timer(interval=1.0, name="streamlearn.analytics.timer")
     async def tick() -> None:

@@ -23,7 +23,7 @@ from streamlearn.records import DeadLetter, ErrorCode, Event
 from streamlearn.tables import StateCache
 from streamlearn.tables.context import PartitionEvent, as_current_event, bytes_table
 from streamlearn.tables.series import SEP, SeriesStore
-from streamlearn.tables.watermark import Watermark
+from streamlearn.tables.watermark import NO_WATERMARK, Watermark
 from streamlearn.tables.windows import APPLIED, LATE, KeyWindows
 from streamlearn.topics import Topics
 from streamlearn.web.metrics import Metrics
@@ -80,6 +80,7 @@ class WindowsComponent:
         self.metrics = metrics
         self.out = metrics.events_out.labels(topic=topics.aggregates.get_topic_name())
         self.late = metrics.dead_letters.labels(reason=ErrorCode.LATE.value)
+        self.late_events = metrics.late_events
         self.replays = metrics.replayed_skipped.labels(agent="windows")
         self._reset()
 
@@ -127,6 +128,7 @@ class WindowsComponent:
             key=event.key.encode(), value=event.to_keyed(), headers=letter.headers()
         )
         self.late.inc()
+        self.late_events.inc()
 
     # --- batch end: close what the watermark passed, write state -------------------
     def on_batch_end(self, now_s: float) -> None:
@@ -188,6 +190,7 @@ class WindowsComponent:
         for partition in idle:
             self._close_due(partition, None)  # the pipeline writes the state after a flush
         self.metrics.windows_open.set(self.open_windows())
+        self._report_watermarks(now_s)
         if now_s >= self.next_retention_s:
             self.next_retention_s = now_s + self.retention_check_s
             self.expire_series(now_s)
@@ -209,8 +212,16 @@ class WindowsComponent:
             self.series.delete(partition, raw_key)
         return len(doomed)
 
+    def _report_watermarks(self, now_s: float) -> None:
+        for partition, tracker in self.watermark.items():
+            watermark = tracker.current(now_s)
+            if watermark != NO_WATERMARK:
+                gauge = self.metrics.watermark_lag.labels(partition=str(partition))
+                gauge.set(round(now_s - watermark / 1000, 3))
+
     def on_rebalance(self) -> None:
         self._reset()
+        self.metrics.watermark_lag.clear()  # partitions this worker may no longer own
 
     # --- state loading ----------------------------------------------------------------
     def _load_watermark(self, partition: int, source: EventT, now_s: float) -> Watermark:

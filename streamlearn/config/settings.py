@@ -372,6 +372,20 @@ class Settings(BaseSettings):
         description="Host name other workers use to reach this one (default: web_host, "
         "or the machine's host name when web_host is a wildcard address).",
     )
+    alert_feed_max: int = Field(
+        5_000, ge=10, le=1_000_000, description="Recent alerts each worker keeps for the dashboard."
+    )
+    alert_feed_lookback_s: float = Field(
+        86_400.0,
+        ge=0,
+        description="At start, the alert feed reads the alert topics from this long ago.",
+    )
+    overview_sample_s: float = Field(
+        5.0, gt=0, le=300, description="Sampling interval of the overview's charts and lag."
+    )
+    overview_history_s: float = Field(
+        3_600.0, gt=0, le=86_400, description="How far back the overview's charts go."
+    )
     api_max_range_ms: int = Field(
         31 * 86_400_000, gt=0, description="Longest from..to range a series query may ask for."
     )

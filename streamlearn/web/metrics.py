@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import time
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+
+#: Seconds from an event's time to its outputs being in Kafka: live streams sit in the
+#: first buckets, a replay of old events in the last ones.
+LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3_600, 86_400)
 
 
 class Metrics:
@@ -10,6 +23,15 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # process_* (CPU, resident memory, open files, start time) of this worker.
+        ProcessCollector(registry=self.registry)
+        self.started_at = time.time()
+        self.start_time = Gauge(
+            "streamlearn_start_time_seconds",
+            "Unix time this worker started (uptime: time() - this).",
+            registry=self.registry,
+        )
+        self.start_time.set(self.started_at)
         self.events_in = Counter(
             "streamlearn_events_in",
             "Records consumed, by topic.",
@@ -32,6 +54,54 @@ class Metrics:
             "streamlearn_replayed_skipped",
             "Records skipped because their offset was already applied (replays after a crash).",
             ["agent"],
+            registry=self.registry,
+        )
+
+        self.late_events = Counter(
+            "streamlearn_late_events",
+            "Events whose windows had closed when they arrived (also dead letters, reason late).",
+            registry=self.registry,
+        )
+        self.processing_seconds = Histogram(
+            "streamlearn_processing_seconds",
+            "Time an agent spends on its unit of work: one record (ingest, labels) or one "
+            "batch (analytics: processing, sends, and state writes after Kafka acked them).",
+            ["agent"],
+            buckets=(1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
+            registry=self.registry,
+        )
+        self.end_to_end_seconds = Histogram(
+            "streamlearn_end_to_end_latency_seconds",
+            "Event time to the moment the outputs of the event (predictions, scores, alerts) "
+            "are acknowledged by Kafka, per keyed event.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.watermark_lag = Gauge(
+            "streamlearn_watermark_lag_seconds",
+            "Wall-clock time minus the event-time watermark, per keyed-topic partition this "
+            "worker owns (windows close this far behind real time).",
+            ["partition"],
+            registry=self.registry,
+        )
+        self.consumer_lag = Gauge(
+            "streamlearn_consumer_lag_records",
+            "Records in each partition this worker consumes that the group has not "
+            "committed yet (log end offset - committed offset).",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
+        self.state_bytes = Gauge(
+            "streamlearn_state_bytes",
+            "Size on disk of each table's local RocksDB store on this worker.",
+            ["table"],
+            registry=self.registry,
+        )
+        self.registry_production = Gauge(
+            "streamlearn_registry_production_version",
+            "The version at stage production in the model registry, per model name "
+            "(absent while a name has none).",
+            ["model"],
             registry=self.registry,
         )
 

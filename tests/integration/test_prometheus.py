@@ -110,7 +110,21 @@ def test_prometheus_scrapes_a_worker_and_promql_counts_match(
         asyncio.run(produce(settings, settings.topic("events"), events + bad))
         events_in = f'sum(streamlearn_events_in_total{{topic="{settings.topic("events")}"}})'
         wait_for(lambda: query(port, events_in).get("") == 608, 90, "608 events in Prometheus")
+        lag_query = f'streamlearn_consumer_lag_records{{topic="{settings.topic("events")}"}}'
+        wait_for(
+            lambda: (
+                len(q := query(port, lag_query)) == settings.topic_partitions
+                and sum(q.values()) == 0
+            ),
+            60,
+            "consumer lag 0 on every events partition",
+        )
         dead = query(port, "sum by (reason) (streamlearn_dead_letters_total)")
+        e2e = query(port, "sum(streamlearn_end_to_end_latency_seconds_count)")
+        parsed = query(port, 'sum(streamlearn_processing_seconds_count{agent="ingest"})')
+        sizes = query(port, "sum by (table) (streamlearn_state_bytes)")
+        watermark_lag = query(port, "min(streamlearn_watermark_lag_seconds)")
+        memory = query(port, "process_resident_memory_bytes")
         predicted = query(port, "sum(streamlearn_events_out_total{topic=~'.*predictions'})")
         up = query(port, 'up{job="streamlearn"}')
         rules_loaded = _get(port, "/api/v1/rules")
@@ -119,6 +133,13 @@ def test_prometheus_scrapes_a_worker_and_promql_counts_match(
     assert sum(dead.values()) == 8, dead
     assert all(k.startswith("reason=") for k in dead), dead
     assert predicted == {"": 600.0}
+    assert e2e == {"": 600.0}  # each valid event's outputs timed once
+    assert parsed == {"": 608.0}  # every record the ingest agent read, bad ones too
+    assert {"table=windows", "table=series", "table=stats"} <= set(sizes)
+    assert all(size > 0 for size in sizes.values()), sizes
+    # Events from 2023: the watermark is years behind the wall clock.
+    assert watermark_lag[""] > 86_400 * 365
+    assert next(iter(memory.values())) > 0
     assert list(up.values()) == [1.0]
     names = {r["name"] for g in rules_loaded["data"]["groups"] for r in g["rules"]}
     assert {"StreamlearnWorkerDown", "StreamlearnDrift", "StreamlearnModelDegraded"} <= names
