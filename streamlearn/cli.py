@@ -311,6 +311,87 @@ def tail(
 
 
 @main.command()
+@click.option(
+    "--from",
+    "from_text",
+    metavar="TIME",
+    help="Start of the range, inclusive: ISO-8601 with a zone, epoch ms, now, or relative "
+    "like -1h. Default: 1 hour before --to.",
+)
+@click.option(
+    "--to",
+    "to_text",
+    metavar="TIME",
+    default="now",
+    show_default=True,
+    help="End of the range, exclusive (same forms as --from).",
+)
+@click.option("--key", "keys", multiple=True, help="Only this key (repeat for several).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="HTML file to write. Default: streamlearn-report-<from>-<to>.html.",
+)
+@click.option("--window", help="Window spec to chart, e.g. tumbling-1m (default: the first).")
+@click.option(
+    "--slack",
+    default="1h",
+    show_default=True,
+    metavar="DURATION",
+    help="Read records published from --from minus this (events stamped ahead of the clock).",
+)
+@click.option(
+    "--max-delay",
+    metavar="DURATION",
+    help="Stop reading a partition at its first record published this long after --to "
+    "(default: read to the end; needed for replayed history).",
+)
+@click.option(
+    "--max-keys", type=click.IntRange(min=1), default=12, show_default=True, help="Keys charted."
+)
+@click.pass_obj
+def report(
+    obj: _Context,
+    from_text: str | None,
+    to_text: str,
+    keys: tuple[str, ...],
+    output: Path | None,
+    window: str | None,
+    slack: str,
+    max_delay: str | None,
+    max_keys: int,
+) -> None:
+    """Write an HTML report of a range of event time: aggregates, anomalies, model
+    metrics, drift and promotions, dead letters.
+
+    Reads the topics straight from Kafka (no consumer group, nothing committed) and
+    keeps the records whose event time is in [--from, --to). The page is self-contained
+    (plotly.js inlined): it opens offline.
+    """
+    from streamlearn.report import command as report_command
+
+    try:
+        settings = obj.settings()
+        written, summary = report_command.run(
+            settings,
+            from_text=from_text,
+            to_text=to_text,
+            keys=keys,
+            output=output,
+            window=window,
+            slack=slack,
+            max_delay=max_delay,
+            max_keys=max_keys,
+        )
+    except report_command.ArgumentError as exc:
+        raise click.UsageError(str(exc)) from None
+    except StreamlearnError as exc:
+        raise _fail(exc) from None
+    click.echo(f"report: {summary} -> {written}", err=True)
+
+
+@main.command()
 @click.option("--duration", type=float, help="Stop after S seconds (default: Ctrl-C).")
 @click.option("--rate", type=float, default=250.0, show_default=True, help="Events per second.")
 @click.pass_obj
