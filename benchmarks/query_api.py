@@ -4,7 +4,9 @@ One key gets an event every ``--every-s`` seconds of event time over 24 hours (1
 tumbling 1-minute windows, plus the 5-minute hopping ones). When the worker has applied
 them all, the benchmark asks ``GET /api/v1/series/{key}?value=x&window=tumbling-1m`` for
 the whole 24 h ``--requests`` times, one at a time, and reports p50/p95/p99 (client side,
-over loopback HTTP). Also the downsampling endpoint (24 h into 5-minute p95 buckets).
+over loopback HTTP). Also the downsampling endpoint (24 h into 5-minute p95 buckets) and
+the other endpoints the dashboard polls: the overview, the alert feed of the key over the
+day, the key's running statistics and the model report.
 """
 
 from __future__ import annotations
@@ -109,6 +111,22 @@ async def run(opts: argparse.Namespace, broker: Any, tmp: Path, workers: Workers
             results["aggregate_ms"], results["aggregate_bytes"] = await time_requests(
                 session, aggregate_url, opts.requests
             )
+            # The dashboard's other data endpoints (its key explorer asks for the series
+            # above, with the alerts of the same range for the anomaly markers).
+            async with session.get(f"{base}/api/v1/models") as reply:
+                model = (await reply.json()).get("model") if reply.status == 200 else None
+            dashboard = {
+                "overview": f"{base}/api/v1/overview",
+                "alerts": f"{base}/api/v1/alerts?type=anomaly&key=sensor-1"
+                f"&since={START_MS}&until={START_MS + DAY_MS}&limit=500",
+                "stats": f"{base}/api/v1/stats/sensor-1",
+            }
+            if model:
+                dashboard["model_report"] = f"{base}/api/v1/models/{model}/report"
+            for name, url in dashboard.items():
+                results[f"{name}_ms"], results[f"{name}_bytes"] = await time_requests(
+                    session, url, opts.requests
+                )
         return results
     finally:
         workers.stop_all()
@@ -131,6 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         f"  GET .../aggregate (5m, p95)   p50 {aggregate['p50']:.1f} ms  "
         f"p95 {aggregate['p95']:.1f} ms  p99 {aggregate['p99']:.1f} ms"
     )
+    for name in ("overview", "alerts", "stats", "model_report"):
+        if f"{name}_ms" in results:
+            t = results[f"{name}_ms"]
+            print(
+                f"  {name:<29} p50 {t['p50']:.1f} ms  p95 {t['p95']:.1f} ms  "
+                f"p99 {t['p99']:.1f} ms  ({results[f'{name}_bytes']:,} bytes)"
+            )
     path = write_results("query-api", utc_stamp(), {"results": results, "machine": machine_info()})
     log(f"results written to {path.relative_to(REPO_ROOT)}")
     return 0
