@@ -240,5 +240,32 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._zero_known_labels()
+
+    def _zero_known_labels(self) -> None:
+        """Create every known label value at 0.
+
+        A labelled series appears only when first incremented, and Prometheus' ``rate``
+        and ``increase`` cannot see that first step (a worker's first critical alert
+        would never fire ``StreamlearnCriticalAnomaly``). Known values start at 0.
+        """
+        from streamlearn.alerts.envelope import SEVERITIES, TYPES
+        from streamlearn.records import ErrorCode
+
+        for code in ErrorCode:
+            self.dead_letters.labels(reason=code.value)
+        for severity in SEVERITIES:
+            self.alerts.labels(severity=severity)
+        for kind in ("data", "concept"):
+            self.drift_alerts.labels(kind=kind)
+        for alert_type in TYPES:
+            self.webhook_sent.labels(type=alert_type)
+        for reason in ("rejected", "gave_up", "invalid"):
+            self.webhook_failed.labels(reason=reason)
+        for action in ("register", "promote", "archive", "rollback"):
+            self.registry_changes.labels(action=action)
+        for agent in ("ingest", "labels", "analytics"):
+            self.processing_seconds.labels(agent=agent)
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
