@@ -2,6 +2,7 @@
 #   make demo   run broker + worker + a real data set with a live summary (ARGS="--duration 60")
 #   make test   unit + integration tests against a real Kafka broker, with coverage
 #   make bench  throughput and latency benchmarks (results in benchmarks/results/)
+#   make screenshots  the dashboard during the demo, as docs/img/dashboard-*.png
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -11,10 +12,11 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv system-deps jars demo test unit integration bench chaos lint format clean
+.PHONY: help venv system-deps jars demo test unit integration bench chaos lint format clean \
+	screenshots
 
 help:
-	@sed -n '2,5p' Makefile
+	@sed -n '2,6p' Makefile
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +36,10 @@ jars: venv
 
 demo: venv jars
 	$(PY) -m streamlearn demo $(ARGS)
+
+# The dashboard's screenshots in docs/img, taken by headless Chromium during the demo.
+screenshots: venv system-deps jars
+	$(PY) scripts/screenshots.py $(ARGS)
 
 test: venv system-deps jars
 	$(PY) -m pytest --cov=streamlearn --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)

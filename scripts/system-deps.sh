@@ -7,6 +7,9 @@ command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 # promtool checks deploy/prometheus/alerts.yml (the prometheus package ships it).
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# The dashboard's browser test drives headless Chromium through chromedriver (selenium).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ]; then
   sudo=""

@@ -41,6 +41,7 @@ def build_worker(settings: Settings) -> Worker:
     from streamlearn.web.analysis_api import register_analysis_api
     from streamlearn.web.anomaly_api import register_anomaly_api
     from streamlearn.web.api import register_api
+    from streamlearn.web.dashboard import register_dashboard
     from streamlearn.web.models_api import register_models_api
     from streamlearn.web.overview_api import register_overview_api
     from streamlearn.web.registry_api import register_registry_api
@@ -89,4 +90,5 @@ def build_worker(settings: Settings) -> Worker:
     register_models_api(app, worker)
     register_registry_api(app, worker)
     register_overview_api(app, worker, observer, feed)
+    register_dashboard(app, worker)
     return worker
