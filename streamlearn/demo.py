@@ -276,6 +276,9 @@ def run_demo(settings: Settings, *, duration_s: float | None = None, rate: float
             # Daily data: weekly and 4-weekly windows (1-minute ones would hold one event).
             "windows": ("tumbling:7d", "tumbling:28d"),
             "window_idle_timeout_s": 10.0,
+            # Keep every closed window of the data set (2013-2018) for the dashboard's
+            # key explorer, not just the default week of event time.
+            "series_retention_ms": 20 * 365 * 86_400_000,
             # The label is a return (a number): the online model is a regression.
             "model_task": "regression",
             "model_learner": "linear",

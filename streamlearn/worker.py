@@ -12,6 +12,7 @@ from streamlearn.agents.anomaly import AnomalyComponent
 from streamlearn.agents.drift import DriftComponent
 from streamlearn.agents.models import ModelComponent
 from streamlearn.agents.observe import AlertFeed, Observer, register_observer
+from streamlearn.agents.recent import RecentEvents
 from streamlearn.agents.windows import WindowsComponent
 from streamlearn.app import create_app
 from streamlearn.config import Settings
@@ -34,6 +35,7 @@ class Worker:
     registry: RegistryClient | None = None  # the model registry (metadata topic view)
     observer: Observer | None = None  # lag, throughput history, table sizes
     alert_feed: AlertFeed | None = None  # the recent alerts of the whole app
+    recent: RecentEvents | None = None  # the last raw events of each key (dashboard)
 
 
 def build_worker(settings: Settings) -> Worker:
@@ -62,7 +64,12 @@ def build_worker(settings: Settings) -> Worker:
     drift = (
         DriftComponent(app, settings, topics, metrics, models) if settings.drift_enabled else None
     )
-    components = [c for c in (stats, windows, anomaly, models, drift) if c is not None]
+    recent = (
+        RecentEvents(settings.recent_events_per_key, settings.recent_events_keys)
+        if settings.recent_events_per_key
+        else None
+    )
+    components = [c for c in (stats, windows, anomaly, models, drift, recent) if c is not None]
     register_pipeline(app, settings, topics, components, metrics)
     register_alerts(app, settings, topics, metrics)  # only with alert_webhook_url
     alert_topics = [
@@ -82,6 +89,7 @@ def build_worker(settings: Settings) -> Worker:
         registry=registry,
         observer=observer,
         alert_feed=feed,
+        recent=recent,
     )
     register_views(app, worker)
     queries = register_api(app, worker)

@@ -372,6 +372,15 @@ class Settings(BaseSettings):
         description="Host name other workers use to reach this one (default: web_host, "
         "or the machine's host name when web_host is a wildcard address).",
     )
+    recent_events_per_key: int = Field(
+        500,
+        ge=0,
+        le=100_000,
+        description="Raw events kept in memory per key for the dashboard (0: none).",
+    )
+    recent_events_keys: int = Field(
+        500, ge=1, le=1_000_000, description="Keys whose recent raw events are kept (LRU)."
+    )
     alert_feed_max: int = Field(
         5_000, ge=10, le=1_000_000, description="Recent alerts each worker keeps for the dashboard."
     )

@@ -72,6 +72,13 @@ def register_api(app: faust.App, worker: Worker) -> LocalQueries:
         async def get(self, request: Request, key: str) -> Response:
             return await answer(self, request, key, lambda: queries.stats(key))
 
+    @app.page("/api/v1/events/{key}")
+    class RecentEventsView(View):
+        async def get(self, request: Request, key: str) -> Response:
+            return await answer(
+                self, request, key, lambda: queries.recent_events(key, request.query)
+            )
+
     @app.page("/api/v1/series/{key}")
     class SeriesView(View):
         async def get(self, request: Request, key: str) -> Response:

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from streamlearn.worker import Worker
 
 MAX_ALERTS = 1_000
+#: What the feed holds: the alert types, and ``model`` lifecycle records of the
+#: model-events topic (challenger started or retired, a version adopted).
+FEED_TYPES = (*TYPES, "model")
 
 
 def _labelled(counter: Any, label: str) -> dict[str, float]:
@@ -159,7 +162,7 @@ def alerts_query(feed: AlertFeed, query: Mapping[str, str]) -> dict[str, Any]:
         raise BadRequest(f"since ({since}) must be before until ({until})")
     limit = int(limit_text)
     found, matched = feed.buffer.query(
-        types=_csv(query, "type", TYPES),
+        types=_csv(query, "type", FEED_TYPES),
         severities=_csv(query, "severity", SEVERITIES),
         min_severity=min_severity,
         key=query.get("key") or None,

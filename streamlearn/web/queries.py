@@ -63,6 +63,23 @@ class LocalQueries:
         return sorted(keys)
 
     # --- endpoints --------------------------------------------------------------------
+    def recent_events(self, key: str, query: Mapping[str, str]) -> dict[str, Any]:
+        """``GET /api/v1/events/{key}?value=``: the raw events this worker holds."""
+        recent = self.worker.recent
+        if recent is None:
+            raise NotFound("raw events are not kept (setting recent_events_per_key is 0)")
+        value = required(query, "value")
+        from_ms, to_ms = time_range(
+            query,
+            default_to_ms=2**62,
+            default_span_ms=2**62,
+            max_span_ms=2**63,
+        )
+        limit_text = query.get("limit", str(recent.capacity))
+        if not limit_text.isdigit() or int(limit_text) < 1:
+            raise BadRequest(f"limit={limit_text!r} must be a whole number of at least 1")
+        return recent.query(key, value, from_ms, to_ms, int(limit_text))
+
     def stats(self, key: str) -> dict[str, Any]:
         state = self.key_stats(key)
         return {

@@ -133,6 +133,14 @@ const t = gd.data.find((t) => t.name === arguments[1]);
 return t ? Array.from(t.y || []) : [];
 """
 
+#: The y values of the raw-values trace (its name carries how many events it holds).
+RAW_Y = """
+const gd = document.getElementById(arguments[0]);
+if (!gd || !gd.data) return [];
+const t = gd.data.find((t) => (t.name || "").startsWith("raw values"));
+return t ? Array.from(t.y || []) : [];
+"""
+
 
 def points(driver: webdriver.Chrome, chart: str, names: list[str] | None = None) -> int:
     return int(driver.execute_script(COUNT_POINTS, chart, names))
@@ -263,6 +271,13 @@ def test_dashboard_in_a_real_browser_during_a_replay(
             "an anomaly marker at the spike's value",
         )
         assert points(driver, "chart-key", ["window mean"]) >= 2
+        # The raw readings are drawn too, the spike among them.
+        wait_for(
+            lambda: SPIKE in driver.execute_script(RAW_Y, "chart-key"),
+            30,
+            "the spike among the raw values",
+        )
+        assert len(driver.execute_script(RAW_Y, "chart-key")) > 10
         shot(driver, "key-explorer-anomaly")
 
         # The alert feed lists it.

@@ -127,6 +127,9 @@ def test_overview_and_alert_feed_across_two_workers(kafka_broker: Any, tmp_path:
         bad_range = http(one, "GET", "/api/v1/alerts?since=2024-01-02T00:00:00Z&until=1")
         bad_param = http(one, "GET", "/api/v1/alerts?sevrity=critical")
         bad_scope = http(one, "GET", "/api/v1/overview?scope=all")
+        # Raw events of a key, from either worker (routed to the key's owner).
+        raw = [http(w, "GET", f"/api/v1/events/{SPIKE_KEY}?value=t") for w in (one, two)]
+        raw_missing_value = http(one, "GET", f"/api/v1/events/{SPIKE_KEY}")
         e2e = [metric(w, "streamlearn_end_to_end_latency_seconds_count") for w in (one, two)]
         ingest = [
             metric(w, "streamlearn_processing_seconds_count", 'agent="ingest"') for w in (one, two)
@@ -178,6 +181,13 @@ def test_overview_and_alert_feed_across_two_workers(kafka_broker: Any, tmp_path:
     for status, body in (bad_type, bad_limit, bad_range, bad_param, bad_scope):
         assert status == 400 and body["error"], body
     assert "spam" in bad_type[1]["error"] and "sevrity" in bad_param[1]["error"]
+
+    # Every raw reading of the key, in event-time order, the spike among them.
+    for status, body in raw:
+        assert status == 200, body
+        assert [p["ts"] for p in body["events"]] == [BASE_TS + i * 1000 for i in range(PER_KEY)]
+        assert body["events"][SPIKE_AT]["value"] == 400.0
+    assert raw_missing_value[0] == 400 and "value" in raw_missing_value[1]["error"]
 
     # Metrics: every keyed event's outputs timed once; every raw record parsed once.
     assert sum(e2e) == len(events)

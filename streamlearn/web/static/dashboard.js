@@ -723,22 +723,24 @@
       }
       const span = this.span(stats);
       this.lastSpan = span;
-      const [series, alerts, detector] = await Promise.all([
+      const [series, alerts, detector, raw] = await Promise.all([
         this.series(key, this.value, span).then(
           (w) => ({ windows: w }),
           (err) => ({ error: err })
         ),
         this.alerts(key, span),
         CONFIG.anomaly_enabled ? api(`/api/v1/anomaly/${enc(key)}`).catch((err) => ({ error: err })) : Promise.resolve(null),
+        api(`/api/v1/events/${enc(key)}?value=${enc(this.value)}&from=${span[0]}&to=${span[1]}`).catch((err) => ({ error: err, events: [] })),
       ]);
       if (stale()) return;
       const problems = [];
       if (series.error) problems.push(`windows: ${describeError(series.error)}`);
       if (alerts.error) problems.push(`anomaly markers: ${describeError(alerts.error)}`);
+      if (raw.error && !(raw.error instanceof ApiError && raw.error.status === 404)) problems.push(`raw values: ${describeError(raw.error)}`);
       setNotice("keys-error", problems.length ? `Some data did not load (${problems.join("; ")}).` : null);
       this.renderDetector(detector);
       this.renderAlerts(alerts.alerts || [], alerts.error);
-      this.chart(key, this.value, series.windows || [], alerts.alerts || [], span, series.note);
+      this.chart(key, this.value, series.windows || [], alerts.alerts || [], span, series.note, raw);
     },
     span(stats) {
       const last = stats.last_ts != null ? stats.last_ts + 1 : Date.now();
@@ -799,7 +801,7 @@
         return { alerts: [], error: err };
       }
     },
-    chart(key, value, windows, alerts, span, note) {
+    chart(key, value, windows, alerts, span, note, raw) {
       const spec = this.windowSpec();
       const mid = (w) => w.start + (w.end - w.start) / 2;
       const x = windows.map(mid);
@@ -814,7 +816,19 @@
       const markers = this.markers(value, alerts, windows);
       const others = markers.others;
       const few = windows.length <= 60;
+      const points = (raw && raw.events) || [];
       const traces = [
+        {
+          x: points.map((p) => p.ts),
+          y: points.map((p) => p.value),
+          name: `raw values (last ${fmtInt(raw && raw.held ? raw.held : points.length)} events)`,
+          type: "scatter",
+          mode: "markers",
+          marker: { size: 3, color: COLORS.rangeLine, opacity: 0.8 },
+          hovertemplate: "%{y:.6g} at %{x|%Y-%m-%d %H:%M:%S}<extra>raw</extra>",
+          countsAsData: false,
+          showlegend: points.length > 0,
+        },
         { x, y: max, name: "raw max", type: "scatter", mode: "lines", line: { width: 0.8, color: COLORS.rangeLine }, hoverinfo: "skip", showlegend: false, countsAsData: false },
         { x, y: min, name: "raw min – max", type: "scatter", mode: "lines", line: { width: 0.8, color: COLORS.rangeLine }, fill: "tonexty", fillcolor: COLORS.range, hoverinfo: "skip", countsAsData: false },
         { x, y: hi, name: "mean + std", type: "scatter", mode: "lines", line: { width: 0 }, hoverinfo: "skip", showlegend: false, countsAsData: false },
@@ -1260,7 +1274,8 @@
     query() {
       const types = Array.from(document.querySelectorAll("#alert-types input")).filter((i) => i.checked).map((i) => i.value);
       const params = new URLSearchParams({ limit: String(this.limit) });
-      if (types.length < 4) params.set("type", types.join(","));
+      const allTypes = document.querySelectorAll("#alert-types input").length;
+      if (types.length < allTypes) params.set("type", types.join(","));
       const severity = $("alert-severity").value;
       if (severity) params.set("min_severity", severity);
       const key = $("alert-key").value.trim();
