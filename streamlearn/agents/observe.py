@@ -158,7 +158,11 @@ class Observer:
             assigned = consumer.assignment()
         except Exception:  # not started, or between rebalances
             return {}
-        committed = self.app.monitor.tp_committed_offsets
+        # The consumer's own record of committed offsets: filled from the broker when
+        # partitions are assigned and updated at every commit. (Faust's monitor forgets
+        # its offsets at each rebalance and learns them again only at the next commit.)
+        committed = getattr(consumer, "_committed_offset", None) or {}
+        monitored = self.app.monitor.tp_committed_offsets
         read = self.app.monitor.tp_read_offsets
         out = {}
         for tp in assigned:
@@ -168,7 +172,10 @@ class Observer:
                 highwater = consumer.highwater(tp)
             except Exception:  # a partition being revoked
                 continue
-            lag = partition_lag(highwater, committed.get(tp), read.get(tp))
+            done = committed.get(tp)
+            lag = partition_lag(
+                highwater, done if done is not None else monitored.get(tp), read.get(tp)
+            )
             if lag is not None:
                 out[(tp.topic, tp.partition)] = lag
         return out

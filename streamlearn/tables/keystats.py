@@ -140,6 +140,9 @@ class KeyStats:
                 "p": {name: p.to_list() for name, p in self.pairs.items()},
                 "a": self.attrs,
                 "n": self.events,
+                # Where "every N events" counts from: a key that moves to another
+                # worker (or restarts) publishes at the same counts as it would have.
+                "m": self.emitted_events,
                 "ts": [self.first_ts, self.last_ts],
                 "marks": self.marks.to_pairs(),
             }
@@ -155,6 +158,7 @@ class KeyStats:
         out.pairs = {name: PairStats.from_list(data) for name, data in doc["p"].items()}
         out.attrs = doc["a"]
         out.events = doc["n"]
+        out.emitted_events = doc.get("m", 0)  # absent in state written before it was kept
         out.first_ts, out.last_ts = doc["ts"]
         out.marks = OffsetMarks.from_pairs(doc["marks"])
         return out
