@@ -73,13 +73,17 @@ class AlertBuffer:
         text: str | None = None,
         limit: int = 200,
     ) -> tuple[list[dict[str, Any]], int]:
-        """(matching alerts newest first, at most ``limit``; how many matched in all)."""
+        """(matching alerts, newest event time first, at most ``limit``; how many matched).
+
+        Alerts of one key can sit in different partitions of the alert topics, so the
+        order they were read in is not their order in event time: they are sorted by
+        ``ts`` (the most recently read first among equal times).
+        """
         wanted_types = set(types)
         wanted_severities = set(severities)
         floor = severity_rank(min_severity) if min_severity else -1
         needle = text.lower() if text else None
         found: list[dict[str, Any]] = []
-        matched = 0
         for alert in reversed(self._alerts.values()):
             if wanted_types and alert.get("type") not in wanted_types:
                 continue
@@ -97,10 +101,14 @@ class AlertBuffer:
                 continue
             if needle is not None and needle not in _searchable(alert):
                 continue
-            matched += 1
-            if len(found) < limit:
-                found.append(alert)
-        return found, matched
+            found.append(alert)
+        found.sort(key=_event_time, reverse=True)  # stable: read order among equal times
+        return found[:limit], len(found)
+
+
+def _event_time(alert: Mapping[str, Any]) -> float:
+    ts = alert.get("ts")
+    return float(ts) if isinstance(ts, int | float) else float("-inf")
 
 
 def _searchable(alert: Mapping[str, Any]) -> str:

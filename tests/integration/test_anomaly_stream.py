@@ -20,7 +20,6 @@ import os
 import random
 import subprocess
 import sys
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -30,7 +29,6 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from streamlearn.config import Settings, load_settings
 from streamlearn.errors import ConfigError
@@ -38,6 +36,7 @@ from streamlearn.models.anomaly.defaults import detector_factory
 from streamlearn.models.anomaly.scorer import KeyState, Scorer
 from streamlearn.records import DeadLetter
 from tests.integration.workers import (
+    PacedProducer,
     WorkerProcess,
     agent_trouble,
     consume_until,
@@ -146,47 +145,6 @@ def kill_events() -> list[tuple[str, bytes, dict[str, Any] | None]]:
     return out
 
 
-class PacedProducer(threading.Thread):
-    """Produces records at about ``rate`` per second; ``acked`` counts the sent ones."""
-
-    def __init__(self, settings: Settings, records: list[tuple[bytes, int]], rate: float):
-        super().__init__(daemon=True)
-        self.settings = settings
-        self.records = records
-        self.rate = rate
-        self.acked = 0
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            asyncio.run(self._run())
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-
-    async def _run(self) -> None:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            linger_ms=5,
-            acks="all",
-            enable_idempotence=True,
-        )
-        await producer.start()
-        try:
-            chunk = max(int(self.rate / 10), 1)
-            topic = self.settings.topic("events")
-            for i in range(0, len(self.records), chunk):
-                started = time.monotonic()
-                sends = [
-                    await producer.send(topic, value, partition=partition)
-                    for value, partition in self.records[i : i + chunk]
-                ]
-                await asyncio.gather(*sends)
-                self.acked = min(i + chunk, len(self.records))
-                await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - started)))
-        finally:
-            await producer.stop()
-
-
 #: Deterministic detectors cheap enough for a test, with their (small) parameters.
 DETECTORS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -281,7 +239,12 @@ def kill_run(request, kafka_broker, tmp_path_factory) -> KillRun:
     expected_events = {key: state.events for key, state in states.items()}
 
     records = [(raw, PARTITION[key]) for key, raw, _ in produced]
-    producer = PacedProducer(settings, records, rate=len(records) / 6.0)
+    producer = PacedProducer(
+        settings,
+        settings.topic("events"),
+        [(None, value, partition) for value, partition in records],
+        rate=len(records) / 6.0,
+    )
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
         producer.start()

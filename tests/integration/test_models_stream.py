@@ -39,6 +39,7 @@ from streamlearn.models.online import LabelError, ModelState, OnlineModel
 from streamlearn.records import DeadLetter
 from tests.integration.workers import (
     LEAN,
+    PacedProducer,
     WorkerProcess,
     agent_trouble,
     consume_until,
@@ -703,49 +704,6 @@ def test_predict_api_refuses_bad_input(phishing_run: PhishingRun) -> None:
 # --- 2. exactly-once learning under kill -9 ---------------------------------------------
 
 KILL_KEYS = ["site-0", "site-1", "site-2", "site-3", "site-4"]
-
-
-class PacedProducer(threading.Thread):
-    """Produces records at about ``rate`` per second; ``acked`` counts the sent ones."""
-
-    def __init__(
-        self, settings: Settings, topic: str, records: list[tuple[bytes, bytes, int]], rate: float
-    ):
-        super().__init__(daemon=True)
-        self.settings = settings
-        self.topic = topic
-        self.records = records
-        self.rate = rate
-        self.acked = 0
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            asyncio.run(self._run())
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-
-    async def _run(self) -> None:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            linger_ms=5,
-            acks="all",
-            enable_idempotence=True,
-        )
-        await producer.start()
-        try:
-            chunk = max(int(self.rate / 10), 1)
-            for i in range(0, len(self.records), chunk):
-                started = time.monotonic()
-                sends = [
-                    await producer.send(self.topic, value, key=key, partition=partition)
-                    for key, value, partition in self.records[i : i + chunk]
-                ]
-                await asyncio.gather(*sends)
-                self.acked = min(i + chunk, len(self.records))
-                await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - started)))
-        finally:
-            await producer.stop()
 
 
 class LabelFeeder(threading.Thread):

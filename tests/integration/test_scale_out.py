@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
@@ -50,6 +50,7 @@ from streamlearn.models.anomaly.defaults import detector_factory
 from streamlearn.models.anomaly.scorer import Scorer
 from tests.integration.truth import compare, window_truth
 from tests.integration.workers import (
+    PacedProducer,
     WorkerProcess,
     agent_trouble,
     http,
@@ -250,47 +251,10 @@ def wait_split(settings: Settings, workers: list[WorkerProcess]) -> None:
     wait_for(split, 90, f"a stable assignment over {len(workers)} workers")
 
 
-class Producer(threading.Thread):
-    """Produces every event to its key's partition, at about ``rate`` per second (0: at
-    once); ``acked`` counts the events the broker acknowledged."""
-
-    def __init__(self, settings: Settings, rate: float = 0.0) -> None:
-        super().__init__(daemon=True)
-        self.settings = settings
-        self.rate = rate
-        self.records = [(orjson.dumps(e), PARTITION[e["key"]]) for e in EVENTS]
-        self.acked = 0
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            asyncio.run(self._run())
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-
-    async def _run(self) -> None:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            linger_ms=5,
-            acks="all",
-            enable_idempotence=True,
-        )
-        await producer.start()
-        try:
-            topic = self.settings.topic("events")
-            chunk = max(int(self.rate / 10), 1) if self.rate else len(self.records)
-            for i in range(0, len(self.records), chunk):
-                started = time.monotonic()
-                sends = [
-                    await producer.send(topic, value, partition=partition)
-                    for value, partition in self.records[i : i + chunk]
-                ]
-                await asyncio.gather(*sends)
-                self.acked = min(i + chunk, len(self.records))
-                if self.rate:
-                    await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - started)))
-        finally:
-            await producer.stop()
+def events_producer(settings: Settings, rate: float = 0.0) -> PacedProducer:
+    """Every event to its key's partition, at about ``rate`` per second (0: at once)."""
+    records = [(None, orjson.dumps(e), PARTITION[e["key"]]) for e in EVENTS]
+    return PacedProducer(settings, settings.topic("events"), records, rate)
 
 
 # --- reading the outputs ------------------------------------------------------------------
@@ -529,7 +493,7 @@ def run_app(bootstrap: str, tmp_path: Path, count: int) -> Run:
     workers = start_workers(settings, tmp_path, count)
     try:
         wait_split(settings, workers)
-        producer = Producer(settings)
+        producer = events_producer(settings)
         producer.run()
         assert producer.error is None, producer.error
         outputs = read_outputs(settings, windows, set(alerts), workers[0])
@@ -590,7 +554,7 @@ class TakeoverWatch(threading.Thread):
     (log end offset - committed offset, as Kafka reports it) is 0. Seconds since the kill."""
 
     def __init__(
-        self, settings: Settings, survivor: WorkerProcess, producer: Producer, killed_at: float
+        self, settings: Settings, survivor: WorkerProcess, producer: PacedProducer, killed_at: float
     ) -> None:
         super().__init__(daemon=True)
         self.settings = settings
@@ -649,7 +613,7 @@ def test_kill_9_one_of_two_workers(kafka_broker, tmp_path: Path, one_worker: Run
 
     workers = start_workers(settings, tmp_path, 2)
     victim, survivor = workers
-    producer = Producer(settings, rate=KILL_RATE)
+    producer = events_producer(settings, rate=KILL_RATE)
     watch: TakeoverWatch | None = None
     try:
         wait_split(settings, workers)

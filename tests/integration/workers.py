@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -178,6 +179,56 @@ async def consume_until(
     finally:
         await consumer.stop()
     return records
+
+
+class PacedProducer(threading.Thread):
+    """Produces ``records`` (key, value, partition; None for the default) to ``topic`` at
+    about ``rate`` per second, in tenths of a second (0: all at once); ``acked`` counts
+    the records the broker acknowledged, ``error`` holds what stopped it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        topic: str,
+        records: list[tuple[bytes | None, bytes, int | None]],
+        rate: float = 0.0,
+    ) -> None:
+        super().__init__(daemon=True)
+        self.settings = settings
+        self.topic = topic
+        self.records = records
+        self.rate = rate
+        self.acked = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+    async def _run(self) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            linger_ms=5,
+            acks="all",
+            enable_idempotence=True,
+        )
+        await producer.start()
+        try:
+            chunk = max(int(self.rate / 10), 1) if self.rate else max(len(self.records), 1)
+            for i in range(0, len(self.records), chunk):
+                started = time.monotonic()
+                sends = [
+                    await producer.send(self.topic, value, key=key, partition=partition)
+                    for key, value, partition in self.records[i : i + chunk]
+                ]
+                await asyncio.gather(*sends)
+                self.acked = min(i + chunk, len(self.records))
+                if self.rate:
+                    await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - started)))
+        finally:
+            await producer.stop()
 
 
 def latest_stats(records: list[ConsumerRecord]) -> dict[str, dict[str, Any]]:
