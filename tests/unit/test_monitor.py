@@ -151,3 +151,13 @@ def test_alerts_query_answers() -> None:
     assert [a["dedup_key"] for a in body["alerts"]] == ["d3"]
     assert body["count"] == 2 and body["truncated"] is True and body["ready"] is False
     assert body["kept"] == 5
+
+
+def test_buffer_answers_in_event_time_order_whatever_the_read_order() -> None:
+    buf = AlertBuffer()
+    for i in (3, 1, 4, 2):  # read from several partitions, out of event-time order
+        buf.add(_alert(i))
+    buf.add({**_alert(9), "ts": "not a time"})
+    found, matched = buf.query(limit=3)
+    assert [a["ts"] for a in found] == [4_000, 3_000, 2_000] and matched == 5
+    assert buf.query(limit=10)[0][-1]["dedup_key"] == "d9"  # no usable time: last
