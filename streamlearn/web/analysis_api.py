@@ -29,6 +29,7 @@ from streamlearn.analytics import (
 from streamlearn.web.api import _error, _ok
 from streamlearn.web.params import BadRequest, one_of, required
 from streamlearn.web.queries import LocalQueries
+from streamlearn.web.routing import owner_url
 
 if TYPE_CHECKING:
     from streamlearn.worker import Worker
@@ -55,7 +56,7 @@ class SeriesSource:
         )
 
     async def _remote(self, key: str, path: str, params: Mapping[str, str]) -> Any:
-        url = str(self.app.router.key_store("stats", key.encode())).rstrip("/")
+        url = str(owner_url(self.app, "stats", key)).rstrip("/")
         target = f"{url}/api/v1/{path}/{quote(key, safe='')}?{urlencode(params)}"
         async with self.app.http_client.get(target, timeout=10) as reply:
             body = await reply.json(content_type=None)

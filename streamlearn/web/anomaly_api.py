@@ -19,6 +19,7 @@ from faust.web.exceptions import ServiceUnavailable
 
 from streamlearn.web.api import _error, _ok
 from streamlearn.web.params import BadRequest, NotFound
+from streamlearn.web.routing import route_req
 
 if TYPE_CHECKING:
     from streamlearn.worker import Worker
@@ -68,7 +69,7 @@ def register_anomaly_api(app: faust.App, worker: Worker) -> None:
             return _error(view, 404, "anomaly detection is off (anomaly_enabled = false)")
         if request.query.get("scope") != "local":
             try:
-                return await app.router.route_req("anomaly", key.encode(), view.web, request)
+                return await route_req(app, "anomaly", key, view.web, request)
             except SameNode:
                 pass
             except ServiceUnavailable:

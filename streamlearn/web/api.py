@@ -19,6 +19,7 @@ from faust.web.exceptions import ServiceUnavailable
 
 from streamlearn.web.params import BadRequest
 from streamlearn.web.queries import LocalQueries
+from streamlearn.web.routing import route_req
 
 if TYPE_CHECKING:
     from streamlearn.worker import Worker
@@ -49,7 +50,7 @@ def register_api(app: faust.App, worker: Worker) -> LocalQueries:
     ) -> Response:
         if key is not None and request.query.get("scope") != "local":
             try:
-                return await app.router.route_req("stats", key.encode(), view.web, request)
+                return await route_req(app, "stats", key, view.web, request)
             except SameNode:
                 pass
             except ServiceUnavailable:

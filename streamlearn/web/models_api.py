@@ -27,6 +27,7 @@ from faust.web import Request, Response, View
 from faust.web.exceptions import ServiceUnavailable
 
 from streamlearn.records import Event
+from streamlearn.web import routing
 from streamlearn.web.api import _error, _ok
 from streamlearn.web.params import BadRequest, NotFound, parse_time_ms
 
@@ -160,12 +161,8 @@ def register_models_api(app: faust.App, worker: Worker) -> None:
             return payload
 
     def owner_url(key: str) -> str | None:
-        try:
-            url = str(app.router.key_store("models", key.encode())).rstrip("/")
-        except KeyError:
-            raise ServiceUnavailable() from None
-        own = str(app.conf.canonical_url).rstrip("/")
-        return None if url == own else url
+        url = routing.owner_url(app, "models", key)
+        return None if routing.is_local(app, url) else str(url).rstrip("/")
 
     def model_choice(request: Request) -> str:
         which = request.query.get("model", "live")

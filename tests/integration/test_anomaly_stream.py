@@ -244,6 +244,7 @@ def kill_run(request, kafka_broker, tmp_path_factory) -> KillRun:
         settings.topic("events"),
         [(None, value, partition) for value, partition in records],
         rate=len(records) / 6.0,
+        hold_at=len(records) // 2,  # the rest waits for the kill
     )
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
@@ -257,6 +258,7 @@ def kill_run(request, kafka_broker, tmp_path_factory) -> KillRun:
         # Right after a batch was applied: its outputs may still be on their way.
         produced_at_kill = producer.acked
         worker.kill()  # SIGKILL: no shutdown, no final commit, no producer flush
+        producer.release()
 
         worker.start()
         producer.join(120)
@@ -309,6 +311,7 @@ def kill_run(request, kafka_broker, tmp_path_factory) -> KillRun:
         assert applied(worker, KEYS) == expected_events
         assert worker.proc is not None and worker.proc.poll() is None
     finally:
+        producer.release()
         producer.join(30)
         worker.stop()
     return KillRun(

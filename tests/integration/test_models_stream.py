@@ -830,7 +830,14 @@ def kill_run(kafka_broker, tmp_path_factory) -> KillRun:
             (key.encode(), orjson.dumps(event), partition_for_key(key, settings.topic_partitions))
         )
 
-    producer = PacedProducer(settings, settings.topic("events"), records, rate=len(records) / 6.0)
+    # The second half waits for the kill, so the kill lands mid-stream.
+    producer = PacedProducer(
+        settings,
+        settings.topic("events"),
+        records,
+        rate=len(records) / 6.0,
+        hold_at=len(records) // 2,
+    )
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     feeder = LabelFeeder(settings, labels)
     try:
@@ -845,6 +852,7 @@ def kill_run(kafka_broker, tmp_path_factory) -> KillRun:
         produced_at_kill = producer.acked
         labels_at_kill = feeder.sent
         worker.kill()  # SIGKILL: no shutdown, no final commit, no producer flush
+        producer.release()
 
         worker.start()
         producer.join(120)
@@ -890,6 +898,7 @@ def kill_run(kafka_broker, tmp_path_factory) -> KillRun:
         assert worker.proc is not None and worker.proc.poll() is None
     finally:
         feeder.done.set()
+        producer.release()
         producer.join(30)
         feeder.join(30)
         worker.stop()

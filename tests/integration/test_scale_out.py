@@ -251,10 +251,13 @@ def wait_split(settings: Settings, workers: list[WorkerProcess]) -> None:
     wait_for(split, 90, f"a stable assignment over {len(workers)} workers")
 
 
-def events_producer(settings: Settings, rate: float = 0.0) -> PacedProducer:
-    """Every event to its key's partition, at about ``rate`` per second (0: at once)."""
+def events_producer(
+    settings: Settings, rate: float = 0.0, hold_at: int | None = None
+) -> PacedProducer:
+    """Every event to its key's partition, at about ``rate`` per second (0: at once);
+    with ``hold_at``, the rest waits for ``release()``."""
     records = [(None, orjson.dumps(e), PARTITION[e["key"]]) for e in EVENTS]
-    return PacedProducer(settings, settings.topic("events"), records, rate)
+    return PacedProducer(settings, settings.topic("events"), records, rate, hold_at)
 
 
 # --- reading the outputs ------------------------------------------------------------------
@@ -613,7 +616,8 @@ def test_kill_9_one_of_two_workers(kafka_broker, tmp_path: Path, one_worker: Run
 
     workers = start_workers(settings, tmp_path, 2)
     victim, survivor = workers
-    producer = events_producer(settings, rate=KILL_RATE)
+    # The second half waits for the kill, so the kill lands mid-stream.
+    producer = events_producer(settings, rate=KILL_RATE, hold_at=len(EVENTS) // 2)
     watch: TakeoverWatch | None = None
     try:
         wait_split(settings, workers)
@@ -628,6 +632,7 @@ def test_kill_9_one_of_two_workers(kafka_broker, tmp_path: Path, one_worker: Run
         applied_at_kill, produced_at_kill = victim_applied(), producer.acked
         killed_at, killed_at_ms = time.monotonic(), time.time() * 1000
         victim.kill()  # SIGKILL: no shutdown, no commit, no producer flush
+        producer.release()
         watch = TakeoverWatch(settings, survivor, producer, killed_at)
         watch.start()
 
@@ -651,6 +656,7 @@ def test_kill_9_one_of_two_workers(kafka_broker, tmp_path: Path, one_worker: Run
         if watch is not None:
             watch.done.set()
             watch.join(30)
+        producer.release()
         producer.join(30)
         stop_all(workers)
 

@@ -184,7 +184,12 @@ async def consume_until(
 class PacedProducer(threading.Thread):
     """Produces ``records`` (key, value, partition; None for the default) to ``topic`` at
     about ``rate`` per second, in tenths of a second (0: all at once); ``acked`` counts
-    the records the broker acknowledged, ``error`` holds what stopped it."""
+    the records the broker acknowledged, ``error`` holds what stopped it.
+
+    With ``hold_at``, it stops once that many records are acknowledged until
+    :meth:`release` is called: a test that kills a worker "mid-stream" holds the rest
+    back until the kill, so the kill lands mid-stream however slowly the worker starts.
+    """
 
     def __init__(
         self,
@@ -192,14 +197,21 @@ class PacedProducer(threading.Thread):
         topic: str,
         records: list[tuple[bytes | None, bytes, int | None]],
         rate: float = 0.0,
+        hold_at: int | None = None,
     ) -> None:
         super().__init__(daemon=True)
         self.settings = settings
         self.topic = topic
         self.records = records
         self.rate = rate
+        self.hold_at = hold_at
+        self._released = threading.Event()
         self.acked = 0
         self.error: BaseException | None = None
+
+    def release(self) -> None:
+        """Lets a producer held at ``hold_at`` go on (no effect otherwise)."""
+        self._released.set()
 
     def run(self) -> None:
         try:
@@ -217,14 +229,20 @@ class PacedProducer(threading.Thread):
         await producer.start()
         try:
             chunk = max(int(self.rate / 10), 1) if self.rate else max(len(self.records), 1)
-            for i in range(0, len(self.records), chunk):
+            hold_at = len(self.records) if self.hold_at is None else self.hold_at
+            i = 0
+            while i < len(self.records):
+                if i >= hold_at and not self._released.is_set():
+                    await asyncio.to_thread(self._released.wait)
                 started = time.monotonic()
+                stop = min(i + chunk, hold_at) if i < hold_at else i + chunk
                 sends = [
                     await producer.send(self.topic, value, key=key, partition=partition)
-                    for key, value, partition in self.records[i : i + chunk]
+                    for key, value, partition in self.records[i:stop]
                 ]
                 await asyncio.gather(*sends)
-                self.acked = min(i + chunk, len(self.records))
+                i = min(stop, len(self.records))
+                self.acked = i
                 if self.rate:
                     await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - started)))
         finally:
