@@ -10,6 +10,8 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # The dashboard's browser test drives headless Chromium through chromedriver (selenium).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+# The SASL_SSL broker test makes its CA and certificates with the openssl CLI.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ]; then
   sudo=""

@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from streamlearn.kafka.broker import BrokerStatus, LocalBroker, free_port
 from streamlearn.kafka.jars import DEFAULT_KAFKA_VERSION
+from streamlearn.kafka.properties import SaslSslListener
 
-__all__ = ["DEFAULT_KAFKA_VERSION", "BrokerStatus", "LocalBroker", "free_port"]
+__all__ = ["DEFAULT_KAFKA_VERSION", "BrokerStatus", "LocalBroker", "SaslSslListener", "free_port"]

@@ -36,6 +36,7 @@ from streamlearn.kafka.probes import (
 from streamlearn.kafka.properties import (
     BROKER_LOG4J,
     TOOLS_LOG4J,
+    SaslSslListener,
     format_properties,
     log_dirs,
     package_text,
@@ -74,6 +75,9 @@ class LocalBroker:
     Layout of ``data_dir``: ``server.properties``, ``kraft/`` (Kafka's log dir),
     ``broker.pid``, ``broker.log`` (previous run in ``broker.log.1``), ``cluster.id``
     and the two log4j2 files the JVMs are given.
+
+    ``sasl_ssl`` adds a second client listener (TLS + SASL/SCRAM, its users created
+    when the storage is first formatted) next to the PLAINTEXT one, which stays.
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class LocalBroker:
         partitions: int = 4,
         kafka_version: str = DEFAULT_KAFKA_VERSION,
         extra_properties: Mapping[str, str] | None = None,
+        sasl_ssl: SaslSslListener | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.port = port
@@ -98,6 +103,7 @@ class LocalBroker:
         self.partitions = partitions
         self.kafka_version = kafka_version
         self.extra_properties = dict(extra_properties or {})
+        self.sasl_ssl = sasl_ssl
         self.properties_file = self.data_dir / "server.properties"
         self.log_dir = self.data_dir / "kraft"
         self.pid_file = self.data_dir / "broker.pid"
@@ -109,6 +115,11 @@ class LocalBroker:
         """``127.0.0.1:<port>``, the PLAINTEXT listener clients connect to."""
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str | None:
+        """``127.0.0.1:<port>`` of the SASL_SSL listener, None without one."""
+        return None if self.sasl_ssl is None else self.sasl_ssl.bootstrap_servers
+
     def render_properties(self) -> dict[str, str]:
         """The broker properties this object would start with (template + extras)."""
         return render_server_properties(
@@ -117,6 +128,7 @@ class LocalBroker:
             log_dir=self.log_dir,
             partitions=self.partitions,
             extra=self.extra_properties,
+            sasl_ssl=self.sasl_ssl,
         )
 
     def ensure_jars(self) -> Path:
@@ -150,7 +162,10 @@ class LocalBroker:
 
     def _prepare(self) -> tuple[str, Path]:
         """Check ports and tools, fetch jars, write properties, format: (java, lib)."""
-        for port in (self.port, self.controller_port):
+        ports = [self.port, self.controller_port]
+        if self.sasl_ssl is not None:
+            ports.append(self.sasl_ssl.port)
+        for port in ports:
             if not port_free(port):
                 raise BrokerError(
                     f"port {port} on 127.0.0.1 is already in use by something that is not "
@@ -267,6 +282,7 @@ class LocalBroker:
             "-c",
             str(self.properties_file),
             "--ignore-formatted",
+            *(self.sasl_ssl.scram_arguments() if self.sasl_ssl is not None else []),
         ]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
@@ -274,6 +290,8 @@ class LocalBroker:
             raise BrokerError("kafka.tools.StorageTool format took over 180 s") from exc
         if done.returncode != 0:
             out = (done.stdout + done.stderr).strip().splitlines()[-20:]
+            for password in self.sasl_ssl.users.values() if self.sasl_ssl else ():
+                out = [line.replace(password, "***") for line in out]
             raise BrokerError(
                 f"formatting {self.log_dir} failed (exit {done.returncode}):\n" + "\n".join(out)
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from string import Template
@@ -13,6 +14,68 @@ from streamlearn.errors import BrokerError
 TEMPLATE = "server.properties.template"
 BROKER_LOG4J = "broker-log4j2.properties"
 TOOLS_LOG4J = "tools-log4j2.properties"
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+_SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+
+
+@dataclass(frozen=True)
+class SaslSslListener:
+    """A second client listener on 127.0.0.1: TLS, then SASL/SCRAM with ``users``.
+
+    ``keystore`` holds the broker's key and certificate chain (``keystore_type``
+    PKCS12 or JKS, one password for the store and the key). ``users`` (name ->
+    password) become SCRAM credentials when the broker's storage is formatted, that is
+    on its first start only.
+    """
+
+    port: int
+    keystore: Path
+    keystore_password: str
+    keystore_type: str = "PKCS12"
+    mechanism: str = "SCRAM-SHA-512"
+    users: Mapping[str, str] = field(default_factory=dict)
+    name: str = "SASL_SSL"
+
+    def __post_init__(self) -> None:
+        if self.keystore_type not in ("PKCS12", "JKS"):
+            raise BrokerError(f"keystore_type must be PKCS12 or JKS, got {self.keystore_type!r}")
+        if self.mechanism not in SCRAM_MECHANISMS:
+            raise BrokerError(f"SASL mechanism must be one of {SCRAM_MECHANISMS}")
+        if not re.fullmatch(r"[A-Z][A-Z0-9_]*", self.name):
+            raise BrokerError(f"listener name must be upper-case letters/digits/_: {self.name!r}")
+        if self.name in ("PLAINTEXT", "CONTROLLER"):
+            raise BrokerError(f"listener name {self.name} is taken by the broker's own listeners")
+        for user, password in self.users.items():
+            # The storage tool splits its argument on ',' and strips one pair of quotes.
+            if not user or not password or any(c in user + password for c in ',"[]\n'):
+                raise BrokerError(
+                    f"SCRAM user {user!r}: name and password must be non-empty and "
+                    'hold none of , " [ ] or a newline'
+                )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def properties(self) -> dict[str, str]:
+        """The listener's own keys: ``listener.name.<name>.*``."""
+        prefix = f"listener.name.{self.name.lower()}."
+        return {
+            f"{prefix}sasl.enabled.mechanisms": self.mechanism,
+            f"{prefix}{self.mechanism.lower()}.sasl.jaas.config": _SCRAM_LOGIN,
+            f"{prefix}ssl.keystore.type": self.keystore_type,
+            f"{prefix}ssl.keystore.location": str(self.keystore),
+            f"{prefix}ssl.keystore.password": self.keystore_password,
+            # openssl and keytool write PKCS12 stores with one password for store and key.
+            f"{prefix}ssl.key.password": self.keystore_password,
+        }
+
+    def scram_arguments(self) -> list[str]:
+        """``--add-scram`` arguments of ``kafka-storage format`` for ``users``."""
+        args = []
+        for user, password in self.users.items():
+            args += ["--add-scram", f'{self.mechanism}=[name="{user}",password="{password}"]']
+        return args
 
 
 def package_text(name: str) -> str:
@@ -55,12 +118,15 @@ def render_server_properties(
     log_dir: Path,
     partitions: int,
     extra: Mapping[str, str] | None = None,
+    sasl_ssl: SaslSslListener | None = None,
 ) -> dict[str, str]:
-    """The broker's properties: the template filled in, then ``extra`` on top.
+    """The broker's properties: the template filled in, ``sasl_ssl`` added, then
+    ``extra`` on top.
 
     ``extra`` wins over the template for any key, so a caller can replace
     ``listeners`` wholesale. Readiness checks and ``bootstrap_servers`` still speak
     PLAINTEXT to 127.0.0.1:``port``, so that listener must survive an override.
+    Inter-broker and controller traffic stay PLAINTEXT on loopback either way.
     """
     if port == controller_port:
         raise BrokerError(f"broker port and controller port are both {port}")
@@ -73,6 +139,14 @@ def render_server_properties(
         partitions=partitions,
     )
     props = parse_properties(text)
+    if sasl_ssl is not None:
+        if sasl_ssl.port in (port, controller_port):
+            raise BrokerError(f"the SASL_SSL listener's port {sasl_ssl.port} is already used")
+        endpoint = f"{sasl_ssl.name}://127.0.0.1:{sasl_ssl.port}"
+        props["listeners"] += "," + endpoint
+        props["advertised.listeners"] += "," + endpoint
+        props["listener.security.protocol.map"] += f",{sasl_ssl.name}:SASL_SSL"
+        props.update(sasl_ssl.properties())
     props.update({str(k): str(v) for k, v in (extra or {}).items()})
     _check_plaintext_listener(props, port)
     return props
