@@ -42,7 +42,7 @@ screenshots: venv system-deps jars
 	$(PY) scripts/screenshots.py $(ARGS)
 
 test: venv system-deps jars
-	$(PY) -m pytest --cov=streamlearn --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
+	$(PY) -m pytest --cov=streamlearn --cov-report=term --cov-fail-under=95 --durations=25 $(PYTEST_ARGS)
 
 unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -16,6 +16,7 @@ from streamlearn.agents.recent import RecentEvents
 from streamlearn.agents.windows import WindowsComponent
 from streamlearn.app import create_app
 from streamlearn.config import Settings
+from streamlearn.outbox import Outbox
 from streamlearn.registry import RegistryClient
 from streamlearn.topics import Topics, declare_topics
 from streamlearn.web.metrics import Metrics
@@ -55,14 +56,17 @@ def build_worker(settings: Settings) -> Worker:
     registry = RegistryClient(settings)
     app.task(registry.run)  # the registry view tails its topic while the app runs
     register_ingest(app, settings, topics, metrics)
-    stats = StatsComponent(app, settings, topics, metrics)
-    windows = WindowsComponent(app, settings, topics, metrics)
-    anomaly = AnomalyComponent(app, settings, topics, metrics) if settings.anomaly_enabled else None
-    models = ModelComponent(app, settings, topics, metrics) if settings.model_enabled else None
+    # The analytics components send through one outbox, flushed per batch (outbox.py).
+    outbox = Outbox(app)
+    sends = outbox.topics(topics)
+    stats = StatsComponent(app, settings, sends, metrics)
+    windows = WindowsComponent(app, settings, sends, metrics)
+    anomaly = AnomalyComponent(app, settings, sends, metrics) if settings.anomaly_enabled else None
+    models = ModelComponent(app, settings, sends, metrics) if settings.model_enabled else None
     if models is not None:
         models.registry = registry  # promotions recorded, candidates and production loaded
     drift = (
-        DriftComponent(app, settings, topics, metrics, models) if settings.drift_enabled else None
+        DriftComponent(app, settings, sends, metrics, models) if settings.drift_enabled else None
     )
     recent = (
         RecentEvents(settings.recent_events_per_key, settings.recent_events_keys)
@@ -70,7 +74,7 @@ def build_worker(settings: Settings) -> Worker:
         else None
     )
     components = [c for c in (stats, windows, anomaly, models, drift, recent) if c is not None]
-    register_pipeline(app, settings, topics, components, metrics)
+    register_pipeline(app, settings, topics, components, metrics, outbox)
     register_alerts(app, settings, topics, metrics)  # only with alert_webhook_url
     alert_topics = [
         t.get_topic_name() for t in (topics.anomalies, topics.drift, topics.model_events)

@@ -8,6 +8,7 @@ from typing import Any
 import faust
 
 from streamlearn.config import Settings
+from streamlearn.outbox import Outbox
 from streamlearn.records import DeadLetter
 from streamlearn.topics import Topics, partition_count
 from streamlearn.validation import InvalidEvent, parse_event, parse_label
@@ -15,21 +16,33 @@ from streamlearn.web.metrics import Metrics
 
 
 def register_ingest(app: faust.App, settings: Settings, topics: Topics, metrics: Metrics) -> Any:
+    """The ingest and labels agents.
+
+    Each takes batches (``batch_max_events`` within ``batch_within_s``), sends the
+    batch's keyed records and dead letters through its own :class:`Outbox` and returns
+    once Kafka acknowledged them all, so the batch's offsets are committed only after
+    its outputs are in Kafka (at-least-once, and no per-record trip through Faust's
+    producer buffer).
+    """
     max_bytes = settings.max_event_bytes
-    keyed = topics.keyed
-    deadletter = topics.deadletter
+    batch, within = settings.batch_max_events, settings.batch_within_s
+    ingest_out, labels_out = Outbox(app), Outbox(app)
     events_in = metrics.events_in.labels(topic=topics.events.get_topic_name())
-    keyed_out = metrics.events_out.labels(topic=keyed.get_topic_name())
+    keyed_out = metrics.events_out.labels(topic=topics.keyed.get_topic_name())
     clock = time.perf_counter
     ingest_seconds = metrics.processing_seconds.labels(agent="ingest")
     labels_seconds = metrics.processing_seconds.labels(agent="labels")
 
-    def refuse(message: Any, exc: InvalidEvent) -> None:
+    keyed_topic = topics.keyed.get_topic_name()
+    deadletter_topic = topics.deadletter.get_topic_name()
+
+    def refuse(outbox: Outbox, message: Any, exc: InvalidEvent) -> None:
         """The original record, byte for byte, to the dead-letter topic with the reason."""
         letter = DeadLetter(exc.code, exc.reason, message.topic, message.partition, message.offset)
-        deadletter.send_soon(
-            key=message.key,
-            value=message.value,
+        outbox.add(
+            deadletter_topic,
+            message.key,
+            message.value,
             headers=[*(message.headers or ()), *letter.headers()],
         )
         metrics.dead_letters.labels(reason=exc.code.value).inc()
@@ -40,27 +53,29 @@ def register_ingest(app: faust.App, settings: Settings, topics: Topics, metrics:
     async def ingest(stream: faust.StreamT) -> None:
         # The windows' watermark waits until it has heard from every source partition.
         source_partitions = await partition_count(settings, topics.events.get_topic_name())
-        async for event in stream.events():
-            message = event.message
-            events_in.inc()
-            started = clock()
-            try:
-                parsed = parse_event(
-                    message.value,
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    timestamp_ms=int(message.timestamp * 1000),
-                    max_bytes=max_bytes,
-                )
-            except InvalidEvent as exc:
-                refuse(message, exc)
+        async for events in stream.take_events(batch, within):
+            for event in events:
+                message = event.message
+                events_in.inc()
+                started = clock()
+                try:
+                    parsed = parse_event(
+                        message.value,
+                        topic=message.topic,
+                        partition=message.partition,
+                        offset=message.offset,
+                        timestamp_ms=int(message.timestamp * 1000),
+                        max_bytes=max_bytes,
+                    )
+                except InvalidEvent as exc:
+                    refuse(ingest_out, message, exc)
+                    ingest_seconds.observe(clock() - started)
+                    continue
+                parsed.src_partitions = source_partitions
+                ingest_out.add(keyed_topic, parsed.key.encode(), parsed.to_keyed())
+                keyed_out.inc()
                 ingest_seconds.observe(clock() - started)
-                continue
-            parsed.src_partitions = source_partitions
-            keyed.send_soon(key=parsed.key.encode(), value=parsed.to_keyed())
-            keyed_out.inc()
-            ingest_seconds.observe(clock() - started)
+            await ingest_out.flush()
 
     labels_in = metrics.events_in.labels(topic=topics.labels.get_topic_name())
 
@@ -68,24 +83,26 @@ def register_ingest(app: faust.App, settings: Settings, topics: Topics, metrics:
     # partition of the event's key: re-key them onto the keyed topic next to the events.
     @app.agent(topics.labels, name="streamlearn.labels", concurrency=1)
     async def labels(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            message = event.message
-            labels_in.inc()
-            started = clock()
-            try:
-                label = parse_label(
-                    message.value,
-                    partition=message.partition,
-                    offset=message.offset,
-                    timestamp_ms=int(message.timestamp * 1000),
-                    max_bytes=max_bytes,
-                )
-            except InvalidEvent as exc:
-                refuse(message, exc)
+        async for events in stream.take_events(batch, within):
+            for event in events:
+                message = event.message
+                labels_in.inc()
+                started = clock()
+                try:
+                    label = parse_label(
+                        message.value,
+                        partition=message.partition,
+                        offset=message.offset,
+                        timestamp_ms=int(message.timestamp * 1000),
+                        max_bytes=max_bytes,
+                    )
+                except InvalidEvent as exc:
+                    refuse(labels_out, message, exc)
+                    labels_seconds.observe(clock() - started)
+                    continue
+                labels_out.add(keyed_topic, label.key.encode(), label.to_keyed())
+                keyed_out.inc()
                 labels_seconds.observe(clock() - started)
-                continue
-            keyed.send_soon(key=label.key.encode(), value=label.to_keyed())
-            keyed_out.inc()
-            labels_seconds.observe(clock() - started)
+            await labels_out.flush()
 
     return ingest

@@ -16,6 +16,7 @@ import faust
 from faust.types import EventT
 
 from streamlearn.config import Settings
+from streamlearn.outbox import Outbox
 from streamlearn.records import DeadLetter, ErrorCode, Event, LabelRecord, parse_keyed
 from streamlearn.topics import Topics
 from streamlearn.web.metrics import Metrics
@@ -54,45 +55,20 @@ def _dead_letter(topics: Topics, source: EventT, exc: Exception) -> None:
     topics.deadletter.send_soon(key=message.key, value=message.value, headers=letter.headers())
 
 
-async def commit_state(app: faust.App, components: Sequence[Component]) -> None:
+async def commit_state(outbox: Outbox, components: Sequence[Component]) -> None:
     """Write the components' state, but only once everything they sent is in Kafka.
 
-    Table writes reach the local RocksDB store at once, while sent records wait in the
-    producer's buffer. A worker killed in between would restart with state saying
-    "applied" for records whose outputs never left (a replayed event is then skipped,
-    and its prediction, score or window record is lost). Flushing the producer first
-    keeps outputs at-least-once. The offsets of the batch are committed after this
-    (``take_events`` acks when the loop body returns; Faust flushes the changelog
-    writes before committing).
+    Table writes reach the local RocksDB store at once, while sent records wait to be
+    acknowledged. A worker killed in between would restart with state saying "applied"
+    for records whose outputs never left (a replayed event is then skipped, and its
+    prediction, score or window record is lost). Sending the outbox and awaiting its
+    acknowledgements first keeps outputs at-least-once. The offsets of the batch are
+    committed after this (``take_events`` acks when the loop body returns; Faust
+    flushes the changelog writes before committing).
     """
-    await flush_producer(app)
+    await outbox.flush()
     for component in components:
         component.flush_state()
-
-
-async def flush_producer(app: faust.App) -> None:
-    """Until every record sent so far is acknowledged by Kafka.
-
-    Faust's ``Producer.flush`` drains its buffer only while each message leaves within
-    0.1 s, then gives up silently (slow broker, busy CPU); records still in the buffer
-    would then miss the flush. So: drain the buffer until it is empty, then flush the
-    Kafka client (which waits for the broker's acks of everything handed to it).
-    """
-    producer = app.producer
-    buffer = producer.buffer
-    started = time.monotonic()
-    warned_at = started
-    while buffer.size:
-        await buffer.flush()
-        now = time.monotonic()
-        if buffer.size and now - warned_at >= 10.0:
-            warned_at = now
-            logger.warning(
-                "still waiting for %d records to reach Kafka (%.0f s) before writing state",
-                buffer.size,
-                now - started,
-            )
-    await producer.flush()
 
 
 def register_pipeline(
@@ -101,7 +77,11 @@ def register_pipeline(
     topics: Topics,
     components: Sequence[Component],
     metrics: Metrics,
+    outbox: Outbox,
 ) -> Any:
+    """The analytics agent and its timer. ``components`` must send through ``outbox``
+    (build them with ``outbox.topics(topics)``); so does the agent's own dead letter."""
+    sends = outbox.topics(topics)
     batch_seconds = metrics.processing_seconds.labels(agent="analytics")
     end_to_end = metrics.end_to_end_seconds
     # Components that join delayed labels (``on_label``); the others see events only.
@@ -128,11 +108,11 @@ def register_pipeline(
                 except Exception as exc:
                     # Never a crash loop over one record: dead-letter it and go on.
                     logger.exception("could not process a keyed record")
-                    _dead_letter(topics, source, exc)
+                    _dead_letter(sends, source, exc)
             async with checkpoint:
                 for component in components:
                     component.on_batch_end(now_s)
-                await commit_state(app, components)
+                await commit_state(outbox, components)
             # Every output of these events is acknowledged by Kafka now.
             done_s = time.time()
             for ts_ms in event_times:
@@ -150,7 +130,7 @@ def register_pipeline(
                     # A timer that raises would crash the whole worker (mode stops the
                     # app): log it and try again next tick.
                     logger.exception("%s.on_timer failed", type(component).__name__)
-            await commit_state(app, components)
+            await commit_state(outbox, components)
 
     @app.on_partitions_revoked.connect
     async def _revoked(app: Any, revoked: Any, **kwargs: Any) -> None:
