@@ -9,9 +9,9 @@ other agents keep adding. The analytics batch instead collects its outputs here 
 partition) and waits for exactly their acknowledgements.
 
 Partitioning is the client's default (murmur2 of the key), as with ``send_soon``.
-A record the broker refuses with a retriable error is sent again until acknowledged;
-one refused for good (e.g. too large for the topic) is logged and counted as dropped,
-so one bad record cannot stall the worker.
+A record that is not acknowledged (broker down, leader moved, timeout) is sent again
+until it is; one refused for good (too large for the topic) is logged and counted as
+dropped, so one bad record cannot stall the worker.
 """
 
 from __future__ import annotations
@@ -23,11 +23,27 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import faust
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 
 from streamlearn.topics import Topics
 
 logger = logging.getLogger(__name__)
+
+#: Refusals that sending again cannot cure. Everything else (timeouts while the broker
+#: is down, leader changes, lost connections) is retried: aiokafka marks its own
+#: delivery timeout as not retriable, but after an outage the same record goes through.
+REFUSED_FOR_GOOD = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    InvalidTopicError,
+)
 
 Headers = list[tuple[str, bytes]]
 
@@ -93,7 +109,7 @@ class Outbox:
 
     def _failed(self, record: Any, exc: BaseException) -> Any:
         """``record`` to send again, or None when the broker will never take it."""
-        if isinstance(exc, KafkaError) and not exc.retriable:
+        if isinstance(exc, REFUSED_FOR_GOOD):
             self.dropped += 1
             logger.error("Kafka refused a record for %s for good: %r; dropped", record[0], exc)
             return None
