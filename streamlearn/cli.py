@@ -89,6 +89,11 @@ def worker(obj: _Context, loglevel: str | None) -> None:
 
     try:
         settings = obj.settings()
+        if settings.event_loop == "uvloop":
+            # Before anything creates the loop (the app, the worker).
+            import uvloop
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         _ensure_topics_or_explain(settings, ensure_topics_sync)
         built = build_worker(settings)  # e.g. a saved model that does not verify
     except StreamlearnError as exc:

@@ -263,7 +263,7 @@ def test_closed_windows_expire_from_the_series_store(kafka_broker, tmp_path: Pat
 
         # watermark = last ts - 5 s lateness; windows starting 5 min before it are gone
         horizon = events[-1]["ts"] - 5_000 - 300_000
-        _wait(lambda: min(starts()) >= horizon - 60_000, 30)
+        _wait(lambda: min(starts()) >= horizon - 60_000, 90)
         kept = starts()
     finally:
         worker.stop()
