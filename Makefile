@@ -61,12 +61,15 @@ bench: venv jars
 	$(PY) benchmarks/drift_quality.py
 
 # Full-size fault tests (make test runs smaller sizes): 200,000 events and three kill -9s
-# for the windows; 100,000 valid events with 1% poison.
+# for the windows; 100,000 valid events with 1% poison; broker outages and a rebalance
+# with 50,000 and 24,000 events.
 chaos: venv system-deps jars
 	STREAMLEARN_CHAOS_EVENTS=200000 STREAMLEARN_CHAOS_KILLS=3 \
 	  $(PY) -m pytest tests/integration/test_windows_exact.py -k kill_9 -p no:cacheprovider $(PYTEST_ARGS)
 	STREAMLEARN_POISON_EVENTS=100000 \
 	  $(PY) -m pytest tests/integration/test_poison.py -p no:cacheprovider $(PYTEST_ARGS)
+	STREAMLEARN_FAULT_EVENTS=50000 STREAMLEARN_SCALE_EVENTS_PER_KEY=3000 \
+	  $(PY) -m pytest tests/integration/test_faults.py -p no:cacheprovider $(PYTEST_ARGS)
 
 # Soak (not in CI): 1 h at 3,000 events/s, 0.5% poison, kill -9 every 10 min; figures in
 # benchmarks/results/soak-<UTC>.json, a non-zero exit naming the failed criteria
