@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import faust
 
 from streamlearn.config import Settings
 from streamlearn.outbox import Outbox
-from streamlearn.records import DeadLetter
+from streamlearn.records import DeadLetter, Event, LabelRecord
 from streamlearn.topics import Topics, partition_count
 from streamlearn.validation import InvalidEvent, parse_event, parse_label
 from streamlearn.web.metrics import Metrics
@@ -19,14 +20,13 @@ def register_ingest(app: faust.App, settings: Settings, topics: Topics, metrics:
     """The ingest and labels agents.
 
     Each takes batches (``batch_max_events`` within ``batch_within_s``), sends the
-    batch's keyed records and dead letters through its own :class:`Outbox` and returns
+    batch's keyed records and dead letters through its own :class:`Outbox` and goes on
     once Kafka acknowledged them all, so the batch's offsets are committed only after
     its outputs are in Kafka (at-least-once, and no per-record trip through Faust's
     producer buffer).
     """
     max_bytes = settings.max_event_bytes
     batch, within = settings.batch_max_events, settings.batch_within_s
-    ingest_out, labels_out = Outbox(app), Outbox(app)
     events_in = metrics.events_in.labels(topic=topics.events.get_topic_name())
     keyed_out = metrics.events_out.labels(topic=topics.keyed.get_topic_name())
     clock = time.perf_counter
@@ -47,62 +47,66 @@ def register_ingest(app: faust.App, settings: Settings, topics: Topics, metrics:
         )
         metrics.dead_letters.labels(reason=exc.code.value).inc()
 
+    async def rekey(
+        stream: faust.StreamT,
+        parse: Callable[[Any], Event | LabelRecord],
+        records_in: Any,
+        seconds: Any,
+    ) -> None:
+        """Each batch: valid records onto the keyed topic, the others dead-lettered,
+        then wait until Kafka acknowledged them all (only then are offsets committed)."""
+        outbox = Outbox(app)
+        async for events in stream.take_events(batch, within):
+            for event in events:
+                message = event.message
+                records_in.inc()
+                started = clock()
+                try:
+                    record = parse(message)
+                except InvalidEvent as exc:
+                    refuse(outbox, message, exc)
+                else:
+                    outbox.add(keyed_topic, record.key.encode(), record.to_keyed())
+                    keyed_out.inc()
+                seconds.observe(clock() - started)
+            await outbox.flush()
+
     # concurrency=1: with more, Faust can commit an offset past a message still in
     # flight, and a crash then loses it (faust-streaming #606).
     @app.agent(topics.events, name="streamlearn.ingest", concurrency=1)
     async def ingest(stream: faust.StreamT) -> None:
         # The windows' watermark waits until it has heard from every source partition.
         source_partitions = await partition_count(settings, topics.events.get_topic_name())
-        async for events in stream.take_events(batch, within):
-            for event in events:
-                message = event.message
-                events_in.inc()
-                started = clock()
-                try:
-                    parsed = parse_event(
-                        message.value,
-                        topic=message.topic,
-                        partition=message.partition,
-                        offset=message.offset,
-                        timestamp_ms=int(message.timestamp * 1000),
-                        max_bytes=max_bytes,
-                    )
-                except InvalidEvent as exc:
-                    refuse(ingest_out, message, exc)
-                    ingest_seconds.observe(clock() - started)
-                    continue
-                parsed.src_partitions = source_partitions
-                ingest_out.add(keyed_topic, parsed.key.encode(), parsed.to_keyed())
-                keyed_out.inc()
-                ingest_seconds.observe(clock() - started)
-            await ingest_out.flush()
+
+        def parse(message: Any) -> Event:
+            parsed = parse_event(
+                message.value,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                timestamp_ms=int(message.timestamp * 1000),
+                max_bytes=max_bytes,
+            )
+            parsed.src_partitions = source_partitions
+            return parsed
+
+        await rekey(stream, parse, events_in, ingest_seconds)
 
     labels_in = metrics.events_in.labels(topic=topics.labels.get_topic_name())
+
+    def parse_label_message(message: Any) -> LabelRecord:
+        return parse_label(
+            message.value,
+            partition=message.partition,
+            offset=message.offset,
+            timestamp_ms=int(message.timestamp * 1000),
+            max_bytes=max_bytes,
+        )
 
     # Delayed labels join their event's pending prediction, which lives in the
     # partition of the event's key: re-key them onto the keyed topic next to the events.
     @app.agent(topics.labels, name="streamlearn.labels", concurrency=1)
     async def labels(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(batch, within):
-            for event in events:
-                message = event.message
-                labels_in.inc()
-                started = clock()
-                try:
-                    label = parse_label(
-                        message.value,
-                        partition=message.partition,
-                        offset=message.offset,
-                        timestamp_ms=int(message.timestamp * 1000),
-                        max_bytes=max_bytes,
-                    )
-                except InvalidEvent as exc:
-                    refuse(labels_out, message, exc)
-                    labels_seconds.observe(clock() - started)
-                    continue
-                labels_out.add(keyed_topic, label.key.encode(), label.to_keyed())
-                keyed_out.inc()
-                labels_seconds.observe(clock() - started)
-            await labels_out.flush()
+        await rekey(stream, parse_label_message, labels_in, labels_seconds)
 
     return ingest
